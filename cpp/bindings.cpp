@@ -1,0 +1,412 @@
+// The one file that knows pybind11: converts and checks buffers, releases the
+// GIL around the engine and turns engine errors into Python exceptions. No
+// algorithm lives here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <omp.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "slide/csr_view.h"
+#include "slide/hash_family.h"
+#include "slide/hash_tables.h"
+#include "slide/kernels.h"
+#include "slide/network.h"
+#include "slide/predictor.h"
+#include "slide/trainer.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+T* buffer(const py::array& a, const char* name, bool writable) {
+  // Compare type numbers, not dtype objects: unpickled arrays carry equal but distinct dtypes.
+  const py::dtype want = py::dtype::of<T>();
+  if (a.dtype().num() != want.num() || a.dtype().byteorder() == '>')
+    throw py::type_error(std::string(name) + ": expected dtype " +
+                         std::string(py::str(want)) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": array must be C-contiguous");
+  if (writable && !a.writeable())
+    throw py::value_error(std::string(name) + ": array must be writable");
+  return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+void expect_size(const py::array& a, int64_t size, const char* name) {
+  if (a.size() != size)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(size) +
+                          " values, got " + std::to_string(a.size()));
+}
+
+slide::Param param(const py::dict& d, const std::string& key, int64_t rows, int64_t cols,
+                   bool with_moments, bool writable) {
+  slide::Param p;
+  p.rows = rows;
+  p.cols = cols;
+  const py::array value = d[key.c_str()];
+  p.value = buffer<float>(value, key.c_str(), writable);
+  expect_size(value, rows * cols, key.c_str());
+  if (with_moments) {
+    const std::string m = key + "_adam_m", v = key + "_adam_v";
+    const py::array am = d[m.c_str()], av = d[v.c_str()];
+    p.adam_m = buffer<float>(am, m.c_str(), true);
+    p.adam_v = buffer<float>(av, v.c_str(), true);
+    expect_size(am, rows * cols, m.c_str());
+    expect_size(av, rows * cols, v.c_str());
+  }
+  return p;
+}
+
+// The network from the dict of arrays the Python side owns (see _network_state.py).
+slide::Network network_from(const py::dict& params, bool training) {
+  const auto sizes = params["layer_sizes"].cast<std::vector<int64_t>>();
+  if (sizes.size() < 3) throw py::value_error("layer_sizes needs input, hidden and output sizes");
+  for (int64_t s : sizes)
+    if (s < 1) throw py::value_error("layer sizes must be positive");
+  slide::Network net;
+  const size_t n_hidden = sizes.size() - 2;
+  for (size_t i = 0; i < n_hidden; ++i) {
+    const std::string w = "hidden_weights_" + std::to_string(i);
+    const std::string b = "hidden_biases_" + std::to_string(i);
+    slide::Layer layer;
+    // Input layer is input-major (n_features x h0), the others neuron-major.
+    layer.weight = i == 0 ? param(params, w, sizes[0], sizes[1], training, training)
+                          : param(params, w, sizes[i + 1], sizes[i], training, training);
+    layer.bias = param(params, b, 1, sizes[i + 1], training, training);
+    if (i == 0 && training) {
+      const py::array steps = params["input_row_step"];
+      layer.row_step = buffer<int64_t>(steps, "input_row_step", true);
+      expect_size(steps, sizes[0], "input_row_step");
+    }
+    net.hidden.push_back(layer);
+  }
+  const int64_t n_labels = sizes.back(), dim = sizes[sizes.size() - 2];
+  net.output.weight = param(params, "output_weights", n_labels, dim, training, training);
+  net.output.bias = param(params, "output_biases", 1, n_labels, training, training);
+  const py::array steps = params["output_row_step"];
+  net.output.row_step = buffer<int64_t>(steps, "output_row_step", training);
+  expect_size(steps, n_labels, "output_row_step");
+  return net;
+}
+
+slide::HashTables tables_from(const py::dict& t, int64_t n_neurons, bool writable) {
+  slide::HashTables tables;
+  tables.n_tables = t["n_tables"].cast<int>();
+  tables.table_bits = t["table_bits"].cast<int>();
+  tables.n_neurons = n_neurons;
+  if (tables.n_tables < 1 || tables.table_bits < 1 || tables.table_bits > 30)
+    throw py::value_error("invalid hash table shape");
+  const py::array offsets = t["offsets"], ids = t["ids"];
+  tables.offsets = buffer<int32_t>(offsets, "offsets", writable);
+  tables.ids = buffer<int32_t>(ids, "ids", writable);
+  expect_size(offsets, tables.n_tables * (tables.n_buckets() + 1), "offsets");
+  expect_size(ids, tables.n_tables * n_neurons, "ids");
+  if (!writable) {  // stored tables: check them once so lookups cannot read out of bounds
+    for (int tb = 0; tb < tables.n_tables; ++tb) {
+      const int32_t* off = tables.offsets + tb * (tables.n_buckets() + 1);
+      const int32_t* id = tables.ids + tb * n_neurons;
+      if (off[0] != 0 || off[tables.n_buckets()] > n_neurons)
+        throw py::value_error("corrupt hash tables: offsets out of range");
+      for (int64_t b = 0; b < tables.n_buckets(); ++b)
+        if (off[b + 1] < off[b]) throw py::value_error("corrupt hash tables: offsets decrease");
+      for (int32_t j = 0; j < off[tables.n_buckets()]; ++j)
+        if (id[j] < 0 || id[j] >= n_neurons)
+          throw py::value_error("corrupt hash tables: neuron id out of range");
+    }
+  }
+  return tables;
+}
+
+// CSR buffers, fully checked: a bad index must be an exception, never a crash.
+template <typename Value>
+slide::CsrView<Value> csr_from(const py::array& indptr, const py::array& indices,
+                               const py::array& data, int64_t n_cols, const char* name) {
+  slide::CsrView<Value> m;
+  m.indptr = buffer<int64_t>(indptr, "indptr", false);
+  m.indices = buffer<int32_t>(indices, "indices", false);
+  m.data = buffer<Value>(data, "data", false);
+  m.n_rows = static_cast<int64_t>(indptr.size()) - 1;
+  m.n_cols = n_cols;
+  const std::string what(name);
+  if (m.n_rows < 0) throw py::value_error(what + ": indptr is empty");
+  if (m.indptr[0] != 0) throw py::value_error(what + ": indptr[0] must be 0");
+  for (int64_t r = 0; r < m.n_rows; ++r)
+    if (m.indptr[r + 1] < m.indptr[r]) throw py::value_error(what + ": indptr decreases");
+  const int64_t nnz = m.indptr[m.n_rows];
+  if (nnz != static_cast<int64_t>(indices.size()) || nnz != static_cast<int64_t>(data.size()))
+    throw py::value_error(what + ": indptr, indices and data disagree on the number of entries");
+  for (int64_t p = 0; p < nnz; ++p)
+    if (m.indices[p] < 0 || m.indices[p] >= n_cols)
+      throw py::value_error(what + ": column index " + std::to_string(m.indices[p]) +
+                            " out of range [0, " + std::to_string(n_cols) + ")");
+  return m;
+}
+
+slide::TrainConfig train_config_from(const py::dict& c) {
+  slide::TrainConfig config;
+  config.exact = c["exact"].cast<bool>();
+  config.hash_kind = slide::parse_hash_kind(c["hash_family"].cast<std::string>());
+  config.codes_per_table = c["hash_bits"].cast<int>();
+  config.bucket_size = c["bucket_size"].cast<int>();
+  const auto policy = c["bucket_policy"].cast<std::string>();
+  if (policy != "fifo" && policy != "reservoir")
+    throw py::value_error("bucket_policy must be 'fifo' or 'reservoir'");
+  config.bucket_policy = policy == "fifo" ? slide::BucketPolicy::Fifo
+                                          : slide::BucketPolicy::Reservoir;
+  config.limits.min_active = c["min_active"].cast<int64_t>();
+  config.limits.max_active = c["max_active"].cast<int64_t>();
+  config.adam.learning_rate = c["learning_rate"].cast<float>();
+  config.adam.beta1 = c["beta_1"].cast<float>();
+  config.adam.beta2 = c["beta_2"].cast<float>();
+  config.adam.epsilon = c["epsilon"].cast<float>();
+  config.batch_size = c["batch_size"].cast<int64_t>();
+  config.n_threads = c["n_threads"].cast<int>();
+  config.seed = c["seed"].cast<uint64_t>();
+  config.rehash_growth = c["rehash_growth"].cast<double>();
+  config.rebuild_every = c["rebuild_every"].cast<int64_t>();
+  if (config.batch_size < 1 || config.n_threads < 1 || config.bucket_size < 1)
+    throw py::value_error("batch_size, n_threads and bucket_size must be >= 1");
+  return config;
+}
+
+slide::TrainSchedule schedule_from(const py::dict& s) {
+  slide::TrainSchedule schedule;
+  schedule.step = s["step"].cast<int64_t>();
+  schedule.samples_seen = s["samples_seen"].cast<int64_t>();
+  schedule.next_rehash_step = s["next_rehash_step"].cast<int64_t>();
+  schedule.rehash_interval = s["rehash_interval"].cast<double>();
+  schedule.n_rehashes = s["n_rehashes"].cast<int64_t>();
+  schedule.hash_seed = s["hash_seed"].cast<uint64_t>();
+  return schedule;
+}
+
+void store_schedule(const slide::TrainSchedule& schedule, py::dict& s) {
+  s["step"] = schedule.step;
+  s["samples_seen"] = schedule.samples_seen;
+  s["next_rehash_step"] = schedule.next_rehash_step;
+  s["rehash_interval"] = schedule.rehash_interval;
+  s["n_rehashes"] = schedule.n_rehashes;
+  s["hash_seed"] = schedule.hash_seed;
+}
+
+// Polls Python's signal handlers (Ctrl-C) with the GIL briefly reacquired.
+bool python_signal_pending() {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+// Runs fn without the GIL; a pending KeyboardInterrupt raised by the signal
+// handler during fn surfaces as that Python exception.
+template <typename Fn>
+void run_without_gil(Fn&& fn) {
+  bool interrupted = false;
+  {
+    py::gil_scoped_release release;
+    try {
+      fn();
+    } catch (const slide::Interrupted&) {
+      interrupted = true;
+    }
+  }
+  if (interrupted) throw py::error_already_set();
+}
+
+py::array_t<float> dense_matrix(const py::array& x, const char* name) {
+  if (x.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
+  buffer<float>(x, name, false);
+  return py::reinterpret_borrow<py::array_t<float>>(x);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_slide_core, m) {
+  m.doc() = "Compiled SLIDE engine of sklearn_slide (private: use sklearn_slide.SlideClassifier).";
+
+  m.def("omp_max_threads", [] { return omp_get_max_threads(); },
+        "OpenMP's thread count for a new parallel region (honours OMP_NUM_THREADS and "
+        "threadpoolctl).");
+  m.def("available_kernels", &slide::available_kernels);
+  m.def("active_kernels", [] { return std::string(slide::kernels().name); });
+  m.def("select_kernels", &slide::select_kernels, py::arg("name"));
+
+  m.def(
+      "code_bits",
+      [](const std::string& family, int dim, int codes_per_table) {
+        const auto f = slide::make_hash_family(slide::parse_hash_kind(family), dim,
+                                               codes_per_table, 1, 0);
+        return slide::bits_per_code(f->code_range());
+      },
+      py::arg("family"), py::arg("dim"), py::arg("codes_per_table"));
+
+  m.def(
+      "hash_codes",
+      [](const std::string& family, const py::array& X, int codes_per_table, int n_tables,
+         uint64_t seed) {
+        const auto x = dense_matrix(X, "X");
+        const int64_t n = x.shape(0), dim = x.shape(1);
+        const auto f = slide::make_hash_family(slide::parse_hash_kind(family),
+                                               static_cast<int>(dim), codes_per_table, n_tables,
+                                               seed);
+        py::array_t<uint32_t> out({n, static_cast<int64_t>(f->n_codes())});
+        const float* xp = x.data();
+        uint32_t* op = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          slide::BucketScratch scratch(*f);
+          for (int64_t i = 0; i < n; ++i)
+            f->codes(xp + i * dim, op + i * f->n_codes(), scratch.hash_scratch.data());
+        }
+        return out;
+      },
+      py::arg("family"), py::arg("X"), py::arg("codes_per_table"), py::arg("n_tables"),
+      py::arg("seed"));
+
+  m.def(
+      "bucket_indices",
+      [](const std::string& family, const py::array& X, int codes_per_table, int n_tables,
+         uint64_t seed, int table_bits) {
+        const auto x = dense_matrix(X, "X");
+        if (table_bits < 1 || table_bits > 30) throw py::value_error("table_bits must be in [1, 30]");
+        const int64_t n = x.shape(0), dim = x.shape(1);
+        const auto f = slide::make_hash_family(slide::parse_hash_kind(family),
+                                               static_cast<int>(dim), codes_per_table, n_tables,
+                                               seed);
+        py::array_t<uint32_t> out({n, static_cast<int64_t>(n_tables)});
+        const float* xp = x.data();
+        uint32_t* op = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          slide::BucketScratch scratch(*f);
+          for (int64_t i = 0; i < n; ++i)
+            slide::bucket_indices_of(*f, table_bits, xp + i * dim, scratch, op + i * n_tables);
+        }
+        return out;
+      },
+      py::arg("family"), py::arg("X"), py::arg("codes_per_table"), py::arg("n_tables"),
+      py::arg("seed"), py::arg("table_bits"));
+
+  m.def(
+      "train_epoch",
+      [](py::dict params, py::object tables_obj, const py::array& x_indptr,
+         const py::array& x_indices, const py::array& x_data, const py::array& y_indptr,
+         const py::array& y_indices, const py::array& y_data, const py::array& order,
+         py::dict config_dict, py::dict schedule_dict) {
+        slide::Network net = network_from(params, true);
+        const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
+        const auto Y = csr_from<float>(y_indptr, y_indices, y_data, net.n_labels(), "Y");
+        if (X.n_rows != Y.n_rows) throw py::value_error("X and Y have different numbers of rows");
+        const int64_t* rows = buffer<int64_t>(order, "order", false);
+        for (int64_t i = 0; i < order.size(); ++i)
+          if (rows[i] < 0 || rows[i] >= X.n_rows) throw py::value_error("order: row out of range");
+        const slide::TrainConfig config = train_config_from(config_dict);
+        slide::HashTables tables;
+        if (!config.exact) tables = tables_from(tables_obj.cast<py::dict>(), net.n_labels(), true);
+        slide::TrainSchedule schedule = schedule_from(schedule_dict);
+        slide::EpochStats stats;
+        try {
+          run_without_gil([&] {
+            stats = slide::train_epoch(net, config.exact ? nullptr : &tables, X, Y, rows,
+                                       order.size(), config, schedule, python_signal_pending);
+          });
+        } catch (...) {
+          store_schedule(schedule, schedule_dict);  // steps completed before the error
+          throw;
+        }
+        store_schedule(schedule, schedule_dict);
+        py::dict out;
+        out["loss_sum"] = stats.loss_sum;
+        out["n_labelled"] = stats.n_labelled;
+        out["n_samples"] = stats.n_samples;
+        out["active_sum"] = stats.active_sum;
+        out["n_rehashes"] = stats.n_rehashes;
+        out["n_rebuilds"] = stats.n_rebuilds;
+        return out;
+      },
+      py::arg("params"), py::arg("tables"), py::arg("x_indptr"), py::arg("x_indices"),
+      py::arg("x_data"), py::arg("y_indptr"), py::arg("y_indices"), py::arg("y_data"),
+      py::arg("order"), py::arg("config"), py::arg("schedule"));
+
+  m.def(
+      "rebuild_tables",
+      [](py::dict params, py::dict tables_dict, py::dict config_dict, py::dict schedule_dict) {
+        const slide::Network net = network_from(params, false);
+        slide::HashTables tables = tables_from(tables_dict, net.n_labels(), true);
+        const slide::TrainConfig config = train_config_from(config_dict);
+        const slide::TrainSchedule schedule = schedule_from(schedule_dict);
+        py::gil_scoped_release release;
+        slide::rebuild_output_tables(net, tables, config, schedule);
+      },
+      py::arg("params"), py::arg("tables"), py::arg("config"), py::arg("schedule"));
+
+  m.def(
+      "predict_topk",
+      [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
+         const py::array& x_data, int64_t k, int n_threads, py::object lsh) {
+        const slide::Network net = network_from(params, false);
+        const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
+        if (k < 1) throw py::value_error("k must be >= 1");
+        if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+        py::array_t<int32_t> labels({X.n_rows, k});
+        py::array_t<float> scores({X.n_rows, k});
+        slide::TopKOutput out{labels.mutable_data(), scores.mutable_data(), k};
+        if (lsh.is_none()) {
+          run_without_gil([&] { slide::predict_topk_exact(net, X, out, n_threads, python_signal_pending); });
+        } else {
+          const py::dict q = lsh.cast<py::dict>();
+          const slide::HashTables tables = tables_from(q["tables"], net.n_labels(), false);
+          const py::array fallback = q["fallback"];
+          slide::LshQuery query;
+          query.hash_kind = slide::parse_hash_kind(q["hash_family"].cast<std::string>());
+          query.codes_per_table = q["hash_bits"].cast<int>();
+          query.hash_seed = q["hash_seed"].cast<uint64_t>();
+          query.max_candidates = std::max<int64_t>(q["max_candidates"].cast<int64_t>(), k);
+          query.fallback = buffer<int32_t>(fallback, "fallback", false);
+          query.n_fallback = fallback.size();
+          for (int64_t i = 0; i < query.n_fallback; ++i)
+            if (query.fallback[i] < 0 || query.fallback[i] >= net.n_labels())
+              throw py::value_error("fallback: label out of range");
+          run_without_gil([&] {
+            slide::predict_topk_lsh(net, tables, query, X, out, n_threads, python_signal_pending);
+          });
+        }
+        return py::make_tuple(labels, scores);
+      },
+      py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
+      py::arg("k"), py::arg("n_threads"), py::arg("lsh") = py::none());
+
+  m.def(
+      "predict_scores",
+      [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
+         const py::array& x_data, bool softmax, int n_threads) {
+        const slide::Network net = network_from(params, false);
+        const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
+        if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+        py::array_t<float> out({X.n_rows, net.n_labels()});
+        float* op = out.mutable_data();
+        run_without_gil(
+            [&] { slide::predict_scores(net, X, op, softmax, n_threads, python_signal_pending); });
+        return out;
+      },
+      py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
+      py::arg("softmax"), py::arg("n_threads"));
+
+  m.def(
+      "transform_hidden",
+      [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
+         const py::array& x_data, int n_threads) {
+        const slide::Network net = network_from(params, false);
+        const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
+        if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+        py::array_t<float> out({X.n_rows, net.last_hidden_size()});
+        float* op = out.mutable_data();
+        run_without_gil([&] { slide::transform_hidden(net, X, op, n_threads); });
+        return out;
+      },
+      py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
+      py::arg("n_threads"));
+}

@@ -1,0 +1,54 @@
+// Per-thread construction of a sample's active output neurons: its true labels,
+// then the union of its L buckets (most frequent across tables first when the
+// union is too large), then random neurons up to a minimum size.
+//
+// Membership is tracked with an epoch-stamped marker array (O(1) reset per
+// sample, no map, no allocation after the first samples).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "slide/hash_tables.h"
+#include "slide/rng.h"
+
+namespace slide {
+
+struct ActiveSetLimits {
+  int64_t min_active = 0;  // pad with random neurons below this (training only)
+  int64_t max_active = 0;  // keep the most frequent bucket candidates above this
+};
+
+class ActiveSetSampler {
+ public:
+  explicit ActiveSetSampler(int64_t n_neurons);
+
+  // Training: ids() starts with the n_true() deduplicated true labels.
+  // `buckets` has tables.n_tables entries; `exact` selects every neuron.
+  void build_for_training(const int32_t* labels, int64_t n_labels, const HashTables* tables,
+                          const uint32_t* buckets, const ActiveSetLimits& limits, bool exact,
+                          Rng& rng);
+  // Inference: the retrieved candidates only (deterministic), topped up from
+  // `fallback` (e.g. the most frequent labels) when fewer than `at_least`.
+  void build_for_inference(const HashTables& tables, const uint32_t* buckets, int64_t max_active,
+                           const int32_t* fallback, int64_t n_fallback, int64_t at_least);
+
+  const std::vector<int32_t>& ids() const { return ids_; }
+  int64_t n_true() const { return n_true_; }
+
+ private:
+  void start_sample();
+  bool insert(int32_t id);  // false if already present
+  void add_bucket_candidates(const HashTables& tables, const uint32_t* buckets, int64_t budget);
+
+  int64_t n_neurons_;
+  std::vector<uint32_t> stamp_;   // stamp_[id] == epoch_: id is in the current set
+  std::vector<uint16_t> hits_;    // tables whose bucket holds the candidate
+  uint32_t epoch_ = 0;
+  std::vector<int32_t> ids_;
+  std::vector<int32_t> candidates_;
+  std::vector<int32_t> by_hits_;
+  int64_t n_true_ = 0;
+};
+
+}  // namespace slide

@@ -1,0 +1,87 @@
+#include "slide/hash_dwta.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+#include "slide/rng.h"
+
+namespace slide {
+
+namespace {
+// codes() marks bins in the output array itself, so it needs no scratch: empty
+// bins first hold kEmpty, borrowed codes carry kBorrowed until the last pass,
+// which keeps borrowing limited to bins that were nonempty on their own.
+constexpr uint32_t kBorrowed = 0x80000000u;
+constexpr uint32_t kEmpty = 0xFFFFFFFFu;
+}  // namespace
+
+DWTAHash::DWTAHash(int dim, int codes_per_table, int n_tables, uint64_t seed)
+    : HashFamily(dim, codes_per_table, n_tables) {
+  if (dim < 1 || codes_per_table < 1 || n_tables < 1) {
+    throw std::invalid_argument("DWTAHash: dim, codes_per_table and n_tables must be >= 1");
+  }
+  bin_size_ = std::min(8, dim);
+  const size_t m = static_cast<size_t>(bin_size_);
+  const size_t n_bins = static_cast<size_t>(n_codes());
+  const size_t bins_per_perm = static_cast<size_t>(dim) / m;
+  coords_.resize(n_bins * m);
+
+  Rng rng(seed, 0xD37A);
+  a_ = rng.next() | 1u;
+  b_ = rng.next();
+  std::vector<uint32_t> perm(dim);
+  for (size_t bin = 0; bin < n_bins; bin += bins_per_perm) {
+    std::iota(perm.begin(), perm.end(), 0u);
+    for (size_t i = dim - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+    const size_t take = std::min(bins_per_perm, n_bins - bin) * m;
+    std::copy(perm.begin(), perm.begin() + take, coords_.begin() + bin * m);
+  }
+}
+
+uint32_t DWTAHash::probe(uint32_t bin, uint32_t attempt) const {
+  const uint64_t key = (static_cast<uint64_t>(bin) << 8) | attempt;  // attempt < 256
+  const uint64_t h = (a_ * key + b_) >> 32;
+  return static_cast<uint32_t>((h * static_cast<uint64_t>(n_codes())) >> 32);
+}
+
+void DWTAHash::codes(const float* x, uint32_t* codes, float* /*scratch*/) const {
+  const int m = bin_size_;
+  const uint32_t n_bins = static_cast<uint32_t>(n_codes());
+  bool any_empty = false;
+  for (uint32_t b = 0; b < n_bins; ++b) {
+    const uint32_t* c = coords_.data() + static_cast<size_t>(b) * m;
+    // Zeros rank as -inf, below every present value, so a bin of zeros (or NaN,
+    // or -inf) keeps kEmpty. Strict '>' keeps the lowest position on ties. The
+    // selects compile branch-free: on sparse inputs "is it zero" is a coin flip.
+    uint32_t best = kEmpty;
+    float best_value = -std::numeric_limits<float>::infinity();
+    for (int i = 0; i < m; ++i) {
+      const float v = x[c[i]];
+      const float key = v != 0.0f ? v : -std::numeric_limits<float>::infinity();
+      const bool better = key > best_value;
+      best = better ? static_cast<uint32_t>(i) : best;
+      best_value = better ? key : best_value;
+    }
+    codes[b] = best;
+    any_empty |= best == kEmpty;
+  }
+  if (!any_empty) return;
+
+  for (uint32_t b = 0; b < n_bins; ++b) {
+    if (codes[b] != kEmpty) continue;
+    uint32_t code = 0;  // all probes failed (e.g. the zero vector)
+    for (uint32_t attempt = 1; attempt <= kMaxProbes; ++attempt) {
+      const uint32_t donor = codes[probe(b, attempt)];
+      if (donor < kBorrowed) {
+        code = donor;
+        break;
+      }
+    }
+    codes[b] = code | kBorrowed;
+  }
+  for (uint32_t b = 0; b < n_bins; ++b) codes[b] &= ~kBorrowed;
+}
+
+}  // namespace slide

@@ -1,0 +1,66 @@
+#include "slide/hash_family.h"
+
+#include <stdexcept>
+
+#include "slide/hash_dwta.h"
+#include "slide/hash_minhash.h"
+#include "slide/hash_simhash.h"
+#include "slide/hash_wta.h"
+#include "slide/rng.h"
+
+namespace slide {
+
+HashKind parse_hash_kind(const std::string& name) {
+  if (name == "simhash") return HashKind::SimHash;
+  if (name == "wta") return HashKind::WTA;
+  if (name == "dwta") return HashKind::DWTA;
+  if (name == "minhash") return HashKind::MinHash;
+  throw std::invalid_argument("unknown hash family '" + name +
+                              "'; expected 'simhash', 'wta', 'dwta' or 'minhash'");
+}
+
+std::unique_ptr<HashFamily> make_hash_family(HashKind kind, int dim, int codes_per_table,
+                                             int n_tables, uint64_t seed) {
+  switch (kind) {
+    case HashKind::SimHash:
+      return std::make_unique<SimHash>(dim, codes_per_table, n_tables, seed);
+    case HashKind::WTA:
+      return std::make_unique<WTAHash>(dim, codes_per_table, n_tables, seed);
+    case HashKind::DWTA:
+      return std::make_unique<DWTAHash>(dim, codes_per_table, n_tables, seed);
+    case HashKind::MinHash:
+      return std::make_unique<MinHash>(dim, codes_per_table, n_tables, seed);
+  }
+  throw std::invalid_argument("unknown HashKind value");
+}
+
+int bits_per_code(uint32_t code_range) {
+  // A constant code (range 1) still gets one bit: callers size tables from
+  // K * bits, and a zero-width code would make that product meaningless.
+  int bits = 1;
+  while (bits < 32 && (uint64_t{1} << bits) < code_range) ++bits;
+  return bits;
+}
+
+uint32_t bucket_index(const uint32_t* table_codes, int codes_per_table, int code_bits,
+                      int table_bits) {
+  if (table_bits < 1 || table_bits > 31 || code_bits < 0 || code_bits > 32) {
+    throw std::invalid_argument("bucket_index: table_bits must be in [1, 31], code_bits in [0, 32]");
+  }
+  const int64_t total_bits = static_cast<int64_t>(codes_per_table) * code_bits;
+  if (total_bits <= table_bits) {
+    // Concatenation keeps every code combination in its own bucket. The mask
+    // only matters for out-of-range codes, which must still land in range.
+    const uint64_t mask = (uint64_t{1} << code_bits) - 1;
+    uint64_t index = 0;
+    for (int k = 0; k < codes_per_table; ++k) index = (index << code_bits) | (table_codes[k] & mask);
+    return static_cast<uint32_t>(index);
+  }
+  // Too many bits to concatenate: chain a strong mix so that the order of the
+  // codes matters, and keep the top bits, which are the best mixed.
+  uint64_t h = 0x243F6A8885A308D3ULL;
+  for (int k = 0; k < codes_per_table; ++k) h = mix64(h ^ table_codes[k]);
+  return static_cast<uint32_t>(h >> (64 - table_bits));
+}
+
+}  // namespace slide

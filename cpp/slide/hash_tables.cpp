@@ -1,0 +1,108 @@
+#include "slide/hash_tables.h"
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "slide/debug_checks.h"
+#include "slide/parallel.h"
+#include "slide/rng.h"
+
+namespace slide {
+
+BucketScratch::BucketScratch(const HashFamily& family)
+    : codes(family.n_codes()), hash_scratch(family.scratch_floats() + 1) {}
+
+void bucket_indices_of(const HashFamily& family, int table_bits, const float* x,
+                       BucketScratch& scratch, uint32_t* buckets) {
+  family.codes(x, scratch.codes.data(), scratch.hash_scratch.data());
+  const int k = family.codes_per_table();
+  const int code_bits = bits_per_code(family.code_range());
+  for (int t = 0; t < family.n_tables(); ++t)
+    buckets[t] = bucket_index(scratch.codes.data() + t * k, k, code_bits, table_bits);
+}
+
+void build_tables(const HashFamily& family, const Param& neurons, const int64_t* row_step,
+                  int bucket_size, BucketPolicy policy, uint64_t seed, int n_threads,
+                  HashTables& tables) {
+  const int64_t n = neurons.rows;
+  const int n_tables = tables.n_tables;
+  if (n != tables.n_neurons || n_tables != family.n_tables() || neurons.cols != family.dim())
+    throw std::invalid_argument("hash tables do not match the layer they index");
+  if (bucket_size < 1) throw std::invalid_argument("bucket_size must be >= 1");
+
+  // 1. Bucket of every neuron in every table (neuron-major, n x n_tables).
+  std::vector<uint32_t> bucket_of(static_cast<size_t>(n) * n_tables);
+  ParallelErrors errors;
+#pragma omp parallel num_threads(n_threads)
+  {
+    // An exception must not leave a worksharing loop early (the other threads
+    // would wait at its barrier forever): each iteration catches its own.
+    std::unique_ptr<BucketScratch> scratch;
+    errors.run([&] { scratch = std::make_unique<BucketScratch>(family); });
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      errors.run([&] {
+        bucket_indices_of(family, tables.table_bits, neurons.row(i), *scratch,
+                          bucket_of.data() + i * n_tables);
+      });
+    }
+  }
+  errors.rethrow();
+
+  // 2. Per table: counting sort by bucket, then trim overfull buckets.
+  const int64_t n_buckets = tables.n_buckets();
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<int32_t> start, sorted, cursor, order;
+    std::vector<uint64_t> keys;
+    errors.run([&] {
+      start.resize(n_buckets + 1);
+      sorted.resize(n);
+    });
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < n_tables; ++t) {
+      errors.run([&] {
+        std::fill(start.begin(), start.end(), 0);
+        for (int64_t i = 0; i < n; ++i) ++start[bucket_of[i * n_tables + t] + 1];
+        for (int64_t b = 0; b < n_buckets; ++b) start[b + 1] += start[b];
+        cursor.assign(start.begin(), start.end() - 1);
+        for (int64_t i = 0; i < n; ++i)
+          sorted[cursor[bucket_of[i * n_tables + t]]++] = static_cast<int32_t>(i);
+
+        int32_t* offsets = tables.offsets + t * (n_buckets + 1);
+        int32_t* ids = tables.ids + t * n;
+        int32_t written = 0;
+        for (int64_t b = 0; b < n_buckets; ++b) {
+          offsets[b] = written;
+          const int32_t* first = sorted.data() + start[b];
+          const int32_t count = start[b + 1] - start[b];
+          if (count <= bucket_size) {
+            for (int32_t j = 0; j < count; ++j) ids[written++] = first[j];
+            continue;
+          }
+          // Overfull: keep the bucket_size ids with the largest keys, in id order.
+          keys.resize(count);
+          for (int32_t j = 0; j < count; ++j) {
+            const int32_t id = first[j];
+            keys[j] = policy == BucketPolicy::Fifo
+                          ? (static_cast<uint64_t>(row_step ? row_step[id] : 0) << 32) |
+                                static_cast<uint32_t>(id)
+                          : mix64(derive_seed(seed, t) ^ static_cast<uint64_t>(id));
+          }
+          order.resize(count);
+          for (int32_t j = 0; j < count; ++j) order[j] = j;
+          std::nth_element(order.begin(), order.begin() + bucket_size, order.end(),
+                           [&](int32_t a, int32_t c) { return keys[a] > keys[c]; });
+          std::sort(order.begin(), order.begin() + bucket_size);
+          for (int32_t j = 0; j < bucket_size; ++j) ids[written++] = first[order[j]];
+        }
+        offsets[n_buckets] = written;
+      });
+    }
+  }
+  errors.rethrow();
+}
+
+}  // namespace slide

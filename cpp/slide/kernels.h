@@ -1,0 +1,37 @@
+// Dense float kernels of the hot paths, one implementation per instruction set.
+// The portable build compiles each wider ISA in its own translation unit and picks
+// one at run time from the CPU's features (override: SKLEARN_SLIDE_KERNELS =
+// generic | avx2 | avx512). The generic set is the correctness oracle of the others.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace slide {
+
+struct Kernels {
+  const char* name;
+  // sum_i a[i] * b[i]
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y[i] += alpha * x[i]
+  void (*axpy)(float alpha, const float* x, float* y, int64_t n);
+  // out[r * out_stride + j] = dot(rows + r * dim, weights + j * dim, dim) (+ bias[j] if bias)
+  // for r < n_rows, j < n_cols: scores of a block of inputs against a block of neurons.
+  void (*score_block)(const float* rows, int64_t n_rows, const float* weights, const float* bias,
+                      int64_t n_cols, int64_t dim, float* out, int64_t out_stride);
+};
+
+extern const Kernels kGenericKernels;
+extern const Kernels kAvx2Kernels;
+extern const Kernels kAvx512Kernels;
+
+// The kernels in use (chosen on first call).
+const Kernels& kernels();
+// Switches the kernels in use: "auto", "generic", "avx2" or "avx512". Throws
+// std::invalid_argument for an unknown name or one this CPU cannot run.
+void select_kernels(const std::string& name);
+// Names of the kernel sets this CPU can run, narrowest first.
+std::vector<std::string> available_kernels();
+
+}  // namespace slide

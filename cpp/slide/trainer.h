@@ -1,0 +1,70 @@
+// One epoch of SLIDE training: HOGWILD over the samples of each batch, sampled
+// softmax over each sample's active set, lazy Adam on the rows that received a
+// gradient, and the rehash / rebuild schedule of the output layer's tables.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "slide/active_set.h"
+#include "slide/adam.h"
+#include "slide/csr_view.h"
+#include "slide/hash_family.h"
+#include "slide/hash_tables.h"
+#include "slide/network.h"
+
+namespace slide {
+
+struct TrainConfig {
+  bool exact = false;  // every output neuron active (no hashing)
+  HashKind hash_kind = HashKind::DWTA;
+  int codes_per_table = 6;  // K
+  int bucket_size = 128;
+  BucketPolicy bucket_policy = BucketPolicy::Fifo;
+  ActiveSetLimits limits;
+  AdamConfig adam;
+  int64_t batch_size = 128;
+  int n_threads = 1;
+  uint64_t seed = 0;            // sampling streams (random negatives)
+  double rehash_growth = 1.0;   // each rehash interval is this factor longer than the previous
+  int64_t rebuild_every = 0;    // draw new hash functions every this many rehashes (0: never)
+};
+
+// Schedule state carried from epoch to epoch (and pickled with the model).
+struct TrainSchedule {
+  int64_t step = 0;               // Adam steps done so far
+  int64_t samples_seen = 0;       // training samples processed so far (seeds per-sample streams)
+  int64_t next_rehash_step = 0;   // rehash when step reaches this
+  double rehash_interval = 50.0;  // steps until the next rehash after that
+  int64_t n_rehashes = 0;
+  uint64_t hash_seed = 0;         // seed of the current hash functions
+};
+
+struct EpochStats {
+  double loss_sum = 0.0;          // sum over labelled samples of their loss
+  int64_t n_labelled = 0;         // samples with at least one label
+  int64_t n_samples = 0;
+  double active_sum = 0.0;        // sum of active-set sizes (labelled samples)
+  int64_t n_rehashes = 0;
+  int64_t n_rebuilds = 0;
+};
+
+// Called by the calling thread between batches, at most every ~100 ms; returning
+// true stops the epoch with slide::Interrupted after the last complete step.
+using StopCheck = std::function<bool()>;
+
+struct Interrupted {};
+
+// Trains over the rows `order[0..n_order)` of X/Y in batches. `tables` may be
+// null when config.exact. Throws std::runtime_error (before applying the step)
+// when a batch's loss is not finite.
+EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
+                       const LabelMatrix& Y, const int64_t* order, int64_t n_order,
+                       const TrainConfig& config, TrainSchedule& schedule,
+                       const StopCheck& should_stop);
+
+// Rebuilds the output layer's tables with the schedule's current hash functions.
+void rebuild_output_tables(const Network& net, HashTables& tables, const TrainConfig& config,
+                           const TrainSchedule& schedule);
+
+}  // namespace slide

@@ -1,0 +1,606 @@
+"""SlideClassifier: the scikit-learn estimator around the SLIDE engine."""
+
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from . import _network_state as state
+from ._compat import Interval, StrOptions, _fit_context, validate_data
+from ._engine import core, csr_buffers, resolve_n_threads
+from ._targets import TargetKind, label_counts, label_lists, target_kind, topk_to_indicator
+
+# Below this many labels, hash_family="auto" trains the output layer exactly:
+# scoring every neuron then costs about what hashing and sampling would.
+AUTO_EXACT_MAX_LABELS = 4096
+
+# Dense (n_samples, n_labels) results (predict_proba, dense predict) above this
+# many bytes are refused: use predict_topk, which never materialises them.
+DENSE_OUTPUT_LIMIT_BYTES = 2**30
+
+HASH_FAMILIES = ("simhash", "wta", "dwta", "minhash")
+
+
+class SlideClassifier(ClassifierMixin, BaseEstimator):
+    """Wide softmax network trained with SLIDE's hash-sampled active sets.
+
+    ``sparse input -> dense ReLU hidden layer(s) -> output layer over all labels``.
+    Hidden layers are trained exactly. For the output layer, locality-sensitive
+    hash tables of the neurons' weight rows retrieve, per sample, the neurons
+    likely to score high; forward, softmax and backward run only over those, the
+    sample's true labels and a few random negatives (the active set). Samples of
+    a batch are trained in parallel without locks (HOGWILD); Adam updates only the
+    rows that received a gradient.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(128,)
+        Sizes of the hidden ReLU layers (at least one).
+    hash_family : {"auto", "simhash", "wta", "dwta", "minhash"} or None, default="auto"
+        Locality-sensitive hash of the output layer. None trains every output
+        neuron (exact softmax; best below a few thousand labels). "auto" is None
+        up to 4096 labels and "dwta" above.
+    hash_bits : int, default=6
+        Codes per hash table (K). More codes: smaller buckets, fewer candidates.
+    n_tables : int, default=50
+        Hash tables (L). More tables: more candidates, more memory
+        (``4 * n_tables * (n_buckets + n_labels)`` bytes) and hashing time.
+    bucket_size : int, default=128
+        Most neuron ids one bucket keeps.
+    bucket_policy : {"fifo", "reservoir"}, default="fifo"
+        Which ids a full bucket keeps: the most recently updated neurons
+        ("fifo") or a uniform random subset ("reservoir").
+    min_active : int, default=512
+        Active-set size below which random negative labels are added.
+    max_active : int, default=4096
+        Most candidates kept from the buckets (those found in most tables first).
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int, default=128
+        Samples per Adam step.
+    max_iter : int, default=10
+        Epochs of ``fit``.
+    rehash_interval : int, default=50
+        Adam steps until the first re-insertion of the output neurons into the
+        tables (the first build happens before the first step).
+    rehash_growth : float, default=1.1
+        Each rehash interval is this factor longer than the previous one: tables
+        are refreshed often while the weights move fast, then less often.
+    rebuild_every : int, default=20
+        Every this many rehashes draws new hash functions (0: never).
+    inference : {"exact", "lsh"}, default="exact"
+        How ``predict_topk`` and ``predict`` score: every output neuron (exact),
+        or only the neurons retrieved from the hash tables (faster for many labels).
+    predict_k : int or None, default=None
+        Labels ``predict`` marks per row for multilabel targets. None: the mean
+        number of labels per training row, rounded (at least 1).
+    shuffle : bool, default=True
+        Shuffle the training rows each epoch.
+    n_threads : int or None, default=None
+        Threads of the engine. None: OpenMP's default at call time (honours
+        OMP_NUM_THREADS and threadpoolctl). ``n_threads=1`` makes ``fit`` bit-reproducible.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, hash functions and negative sampling.
+    verbose : int, default=0
+        1 prints one line per epoch (loss, samples/s, elapsed).
+    warm_start : bool, default=False
+        Continue training the fitted network in ``fit`` instead of starting over.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        Class labels; for multilabel targets ``np.arange(n_labels)``.
+    n_features_in_ : int
+    n_iter_ : int
+        Epochs run (by the last ``fit``, plus ``partial_fit`` calls).
+    loss_curve_ : list of float
+        Mean training loss per epoch (sampled softmax cross-entropy).
+    label_counts_ : ndarray of shape (n_labels,)
+        Training rows per label (for propensity-scored metrics).
+    n_samples_seen_ : int
+        Training rows seen.
+
+    Notes
+    -----
+    ``predict_topk`` returns column indices into ``classes_`` and logits (higher
+    is better). ``score`` returns precision at 1 (for single-label targets this is
+    accuracy): subset accuracy, scikit-learn's default, is near 0 for XMC.
+
+    Examples
+    --------
+    >>> from sklearn_slide import SlideClassifier
+    >>> from sklearn_slide.datasets import make_extreme_multilabel
+    >>> X, Y = make_extreme_multilabel(2000, 5000, 300, random_state=0)
+    >>> clf = SlideClassifier(max_iter=3, random_state=0).fit(X, Y)
+    >>> labels, scores = clf.predict_topk(X[:5], k=3)
+    >>> labels.shape
+    (5, 3)
+    """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like"],
+        "hash_family": [StrOptions({"auto", *HASH_FAMILIES}), None],
+        "hash_bits": [Interval(Integral, 1, 32, closed="both")],
+        "n_tables": [Interval(Integral, 1, 4096, closed="both")],
+        "bucket_size": [Interval(Integral, 1, None, closed="left")],
+        "bucket_policy": [StrOptions({"fifo", "reservoir"})],
+        "min_active": [Interval(Integral, 0, None, closed="left")],
+        "max_active": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "rehash_interval": [Interval(Integral, 1, None, closed="left")],
+        "rehash_growth": [Interval(Real, 1, None, closed="left")],
+        "rebuild_every": [Interval(Integral, 0, None, closed="left")],
+        "inference": [StrOptions({"exact", "lsh"})],
+        "predict_k": [Interval(Integral, 1, None, closed="left"), None],
+        "shuffle": ["boolean"],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(128,),
+        hash_family="auto",
+        hash_bits=6,
+        n_tables=50,
+        bucket_size=128,
+        bucket_policy="fifo",
+        min_active=512,
+        max_active=4096,
+        learning_rate=1e-3,
+        batch_size=128,
+        max_iter=10,
+        rehash_interval=50,
+        rehash_growth=1.1,
+        rebuild_every=20,
+        inference="exact",
+        predict_k=None,
+        shuffle=True,
+        n_threads=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.hash_family = hash_family
+        self.hash_bits = hash_bits
+        self.n_tables = n_tables
+        self.bucket_size = bucket_size
+        self.bucket_policy = bucket_policy
+        self.min_active = min_active
+        self.max_active = max_active
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.rehash_interval = rehash_interval
+        self.rehash_growth = rehash_growth
+        self.rebuild_every = rebuild_every
+        self.inference = inference
+        self.predict_k = predict_k
+        self.shuffle = shuffle
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train for ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Converted to CSR float32.
+        y : array-like of shape (n_samples,) or {array-like, sparse matrix} of \
+                shape (n_samples, n_labels)
+            Class labels, or a multilabel 0/1 indicator matrix (dense or CSR).
+
+        Returns
+        -------
+        self : SlideClassifier
+        """
+        continuing = self.warm_start and hasattr(self, "_network")
+        X, y = self._validate_training_data(X, y, reset=not continuing)
+        kind = target_kind(y)
+        if continuing:
+            self._check_same_target_kind(kind, y)
+            classes = self.classes_
+        else:
+            classes = self._classes_from(y, kind)
+        Y = label_lists(y, kind, classes)
+        # Fit from scratch builds everything aside and commits only at the end:
+        # an interrupted or failed fit leaves the estimator as it was.
+        fitted = self._fitted_view() if continuing else self._new_fit(X, y, Y, kind, classes)
+        self._train(fitted, X, Y, self.max_iter, first_call=not continuing)
+        if fitted["network"]["tables"] is not None:
+            self._refresh_tables(fitted)
+        self._commit(fitted)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """Train one epoch over (X, y), starting a new model on the first call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_labels,), default=None
+            Every class of the problem. Required on the first call for 1-D y; for
+            multilabel y the columns are the labels (``classes`` may be omitted).
+
+        Returns
+        -------
+        self : SlideClassifier
+        """
+        first_call = not hasattr(self, "_network")
+        if first_call:
+            self._validate_params()
+        X, y = self._validate_training_data(X, y, reset=first_call)
+        kind = target_kind(y)
+        if first_call:
+            if kind == TargetKind.MULTICLASS:
+                if classes is None:
+                    raise ValueError(
+                        "classes must be passed on the first call to partial_fit with 1-D y"
+                    )
+                classes = np.unique(np.asarray(classes))
+            else:
+                n_labels = y.shape[1]
+                if classes is not None and len(classes) != n_labels:
+                    raise ValueError(
+                        f"classes has {len(classes)} entries but y has {n_labels} label columns"
+                    )
+                classes = np.arange(n_labels) if classes is None else np.asarray(classes)
+            if len(classes) < 2:
+                raise ValueError("SlideClassifier needs at least 2 classes (labels)")
+            Y = label_lists(y, kind, classes)
+            fitted = self._new_fit(X, y, Y, kind, classes)
+        else:
+            self._check_same_target_kind(kind, y)
+            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+                raise ValueError("classes differs from the classes of the first partial_fit call")
+            Y = label_lists(y, kind, self.classes_)
+            fitted = self._fitted_view()
+        self._train(fitted, X, Y, 1, first_call=first_call)
+        self._commit(fitted)
+        return self
+
+    def _validate_training_data(self, X, y, reset):
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float32, multi_output=True, reset=reset
+        )
+        if not sp.issparse(y) and y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if sp.issparse(y):
+            y = y.tocsr()
+        check_classification_targets(y)
+        return _as_canonical_csr(X), y
+
+    def _classes_from(self, y, kind):
+        if kind == TargetKind.MULTICLASS:
+            classes = np.unique(y)
+        else:
+            classes = np.arange(y.shape[1])
+            if (y.nnz if sp.issparse(y) else np.count_nonzero(y)) == 0:
+                raise ValueError("y has no positive label: every row of the indicator is empty")
+        if len(classes) < 2:
+            raise ValueError(
+                f"SlideClassifier needs at least 2 classes (labels); y has {len(classes)} class"
+            )
+        return classes
+
+    def _check_same_target_kind(self, kind, y):
+        if kind != self._target_kind:
+            raise ValueError(
+                f"y is {kind} but the model was fitted on {self._target_kind} targets"
+            )
+
+    def _new_fit(self, X, y, Y, kind, classes):
+        """Fresh network, tables and schedule for this data (nothing assigned to self)."""
+        hidden = self._hidden_sizes()
+        rng = check_random_state(self.random_state)
+        n_labels = len(classes)
+        family = self._resolved_hash_family(n_labels)
+        network = {
+            "format_version": state.FORMAT_VERSION,
+            "params": state.init_params(X.shape[1], hidden, n_labels, rng),
+            "hash_family": family,
+            "hash_bits": int(self.hash_bits),
+            "tables": None,
+            "schedule": state.init_schedule(
+                self.rehash_interval, rng.randint(np.iinfo(np.int64).max)
+            ),
+            "sampling_seed": int(rng.randint(np.iinfo(np.int64).max)),
+        }
+        if family is not None:
+            bits = state.table_bits_for(family, self.hash_bits, n_labels, hidden[-1])
+            network["tables"] = state.init_tables(self.n_tables, bits, n_labels)
+        return {
+            "network": network,
+            "rng": rng,
+            "classes": classes,
+            "target_kind": kind,
+            "sparse_output": sp.issparse(y),
+            "y_dtype": np.asarray(y.data if sp.issparse(y) else y).dtype,
+            "label_counts": np.zeros(n_labels, dtype=np.int64),
+            "n_samples_seen": 0,
+            "n_iter": 0,
+            "loss_curve": [],
+            "mean_labels": 0.0,
+        }
+
+    def _fitted_view(self):
+        network = self._network
+        state.make_writable(network["params"])
+        if network["tables"] is not None:
+            state.make_writable(network["tables"])
+        return {
+            "network": network,
+            "rng": self._rng,
+            "classes": self.classes_,
+            "target_kind": self._target_kind,
+            "sparse_output": self._sparse_output,
+            "y_dtype": self._y_dtype,
+            "label_counts": self.label_counts_,
+            "n_samples_seen": self.n_samples_seen_,
+            "n_iter": self.n_iter_,
+            "loss_curve": list(self.loss_curve_),
+            "mean_labels": self._mean_labels,
+        }
+
+    def _commit(self, fitted):
+        self._network = fitted["network"]
+        self._rng = fitted["rng"]
+        self.classes_ = fitted["classes"]
+        self._target_kind = fitted["target_kind"]
+        self._sparse_output = fitted["sparse_output"]
+        self._y_dtype = fitted["y_dtype"]
+        self.label_counts_ = fitted["label_counts"]
+        self.n_samples_seen_ = fitted["n_samples_seen"]
+        self.n_iter_ = fitted["n_iter"]
+        self.loss_curve_ = fitted["loss_curve"]
+        self._mean_labels = fitted["mean_labels"]
+
+    def _train_config(self, network, n_labels):
+        return {
+            "exact": network["tables"] is None,
+            "hash_family": network["hash_family"] or "dwta",
+            "hash_bits": network["hash_bits"],
+            "bucket_size": int(self.bucket_size),
+            "bucket_policy": self.bucket_policy,
+            "min_active": int(self.min_active),
+            "max_active": int(max(self.max_active, 1)),
+            "learning_rate": float(self.learning_rate),
+            "beta_1": 0.9,
+            "beta_2": 0.999,
+            "epsilon": 1e-8,
+            "batch_size": int(self.batch_size),
+            "n_threads": resolve_n_threads(self.n_threads),
+            "seed": network["sampling_seed"],
+            "rehash_growth": float(self.rehash_growth),
+            "rebuild_every": int(self.rebuild_every),
+        }
+
+    def _train(self, fitted, X, Y, n_epochs, first_call):
+        network = fitted["network"]
+        n_labels = len(fitted["classes"])
+        config = self._train_config(network, n_labels)
+        x_buffers = csr_buffers(X)
+        y_buffers = csr_buffers(Y)
+        counts = label_counts(Y)
+        n = X.shape[0]
+        seen_before = fitted["n_samples_seen"]
+        fitted["label_counts"] = fitted["label_counts"] + counts
+        fitted["n_samples_seen"] = seen_before + n
+        total_labels = fitted["mean_labels"] * seen_before + Y.nnz
+        fitted["mean_labels"] = total_labels / fitted["n_samples_seen"]
+        start = time.perf_counter()
+        for epoch in range(n_epochs):
+            order = fitted["rng"].permutation(n) if self.shuffle else np.arange(n)
+            epoch_start = time.perf_counter()
+            stats = core.train_epoch(
+                network["params"],
+                network["tables"],
+                *x_buffers,
+                *y_buffers,
+                order.astype(np.int64),
+                config,
+                network["schedule"],
+            )
+            loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
+            if not np.isfinite(loss):
+                raise RuntimeError(
+                    "training diverged: the loss is not finite; lower learning_rate"
+                )
+            fitted["loss_curve"].append(float(loss))
+            fitted["n_iter"] += 1
+            if self.verbose:
+                elapsed = time.perf_counter() - epoch_start
+                active = stats["active_sum"] / max(stats["n_labelled"], 1)
+                print(
+                    f"Epoch {fitted['n_iter']}: loss {loss:.4f}, "
+                    f"{n / max(elapsed, 1e-9):,.0f} samples/s, "
+                    f"mean active set {active:,.0f}, "
+                    f"elapsed {time.perf_counter() - start:.1f} s",
+                    flush=True,
+                )
+
+    def _refresh_tables(self, fitted):
+        """Re-insert the final weights so LSH inference sees the trained model."""
+        network = fitted["network"]
+        config = self._train_config(network, len(fitted["classes"]))
+        core.rebuild_tables(
+            network["params"], network["tables"], config, network["schedule"]
+        )
+
+    # --------------------------------------------------------------- prediction
+
+    def predict_topk(self, X, k=5):
+        """Top-k labels of each row, best first.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        k : int, default=5
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples, k), int32
+            Column indices into ``classes_`` (the label ids for multilabel targets).
+        scores : ndarray of shape (n_samples, k), float32
+            Output-layer logits of those labels.
+        """
+        check_is_fitted(self)
+        X = self._validate_prediction_data(X)
+        n_labels = len(self.classes_)
+        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= n_labels:
+            raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
+        network = self._network
+        lsh = None
+        if self.inference == "lsh":
+            if network["tables"] is None:
+                raise ValueError(
+                    'inference="lsh" needs hash tables, but this model was trained exactly '
+                    '(hash_family=None or "auto" with few labels); use inference="exact"'
+                )
+            lsh = {
+                "tables": network["tables"],
+                "hash_family": network["hash_family"],
+                "hash_bits": network["hash_bits"],
+                "hash_seed": network["schedule"]["hash_seed"],
+                "max_candidates": int(self.max_active),
+                "fallback": self._fallback_labels(),
+            }
+        return core.predict_topk(
+            network["params"], *csr_buffers(X), int(k), resolve_n_threads(self.n_threads), lsh
+        )
+
+    def predict(self, X):
+        """Class of each row (1-D y), or the indicator of its top ``predict_k`` labels.
+
+        For multilabel targets the result is CSR when the model was fitted on a
+        sparse y, dense otherwise.
+        """
+        check_is_fitted(self)
+        if self._target_kind == TargetKind.MULTICLASS:
+            labels, _ = self.predict_topk(X, k=1)
+            return self.classes_[labels[:, 0]]
+        k = self.predict_k or max(1, int(round(self._mean_labels)))
+        k = min(k, len(self.classes_))
+        labels, _ = self.predict_topk(X, k=k)
+        if not self._sparse_output:
+            self._check_dense_output_size(labels.shape[0], "predict")
+        return topk_to_indicator(
+            labels, len(self.classes_), sparse=self._sparse_output, dtype=self._y_dtype
+        )
+
+    def predict_proba(self, X):
+        """Softmax probabilities over all labels, shape (n_samples, n_labels).
+
+        Refused with ValueError when the dense result would exceed
+        ``DENSE_OUTPUT_LIMIT_BYTES`` (1 GiB): use ``predict_topk`` for large label sets.
+        """
+        check_is_fitted(self)
+        X = self._validate_prediction_data(X)
+        self._check_dense_output_size(X.shape[0], "predict_proba")
+        proba = core.predict_scores(
+            self._network["params"], *csr_buffers(X), True, resolve_n_threads(self.n_threads)
+        )
+        return proba
+
+    def predict_log_proba(self, X):
+        """Log of ``predict_proba``."""
+        return np.log(self.predict_proba(X))
+
+    def score(self, X, y, sample_weight=None):
+        """Precision at 1: the fraction of rows whose top label is a true label.
+
+        For single-label targets this equals accuracy. (Subset accuracy,
+        scikit-learn's default for multilabel classifiers, is near 0 on XMC data.)
+        """
+        check_is_fitted(self)
+        labels, _ = self.predict_topk(X, k=1)
+        if self._target_kind == TargetKind.MULTICLASS:
+            y = column_or_1d(np.asarray(y))
+            hits = self.classes_[labels[:, 0]] == y
+        else:
+            Y = sp.csr_matrix(y) if not sp.issparse(y) else y.tocsr()
+            hits = np.asarray(Y[np.arange(Y.shape[0]), labels[:, 0]]).ravel() != 0
+        return float(np.average(hits, weights=sample_weight))
+
+    def _validate_prediction_data(self, X):
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
+        return _as_canonical_csr(X)
+
+    def _check_dense_output_size(self, n_rows, method):
+        needed = 4 * n_rows * len(self.classes_)
+        if needed > DENSE_OUTPUT_LIMIT_BYTES:
+            raise ValueError(
+                f"{method} would allocate a dense ({n_rows}, {len(self.classes_)}) array "
+                f"({needed / 2**30:.1f} GiB, limit {DENSE_OUTPUT_LIMIT_BYTES / 2**30:.1f} GiB); "
+                "use predict_topk(X, k), or predict in smaller row batches"
+            )
+
+    def _fallback_labels(self):
+        # Most frequent training labels first: what LSH inference scores when the
+        # buckets return fewer than k candidates.
+        return np.argsort(-self.label_counts_, kind="stable").astype(np.int32)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _hidden_sizes(self):
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.ndim != 1 or sizes.size == 0:
+            raise ValueError("hidden_layer_sizes must be a non-empty sequence of positive ints")
+        if not all(isinstance(s, Integral) and s >= 1 for s in sizes.tolist()):
+            raise ValueError(
+                f"hidden_layer_sizes must contain positive ints, got {self.hidden_layer_sizes!r}"
+            )
+        return [int(s) for s in sizes]
+
+    def _resolved_hash_family(self, n_labels):
+        if self.hash_family == "auto":
+            return None if n_labels <= AUTO_EXACT_MAX_LABELS else "dwta"
+        return self.hash_family
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        tags.non_deterministic = self.n_threads != 1
+        return tags
+
+    def __setstate__(self, state_dict):
+        network = state_dict.get("_network")
+        if network is not None and network.get("format_version") != state.FORMAT_VERSION:
+            raise ValueError(
+                "this SlideClassifier was saved with model format version "
+                f"{network.get('format_version')!r}; this sklearn_slide reads version "
+                f"{state.FORMAT_VERSION}. Refit the model with this version."
+            )
+        super().__setstate__(state_dict)
+
+
+def _as_canonical_csr(X):
+    """CSR float32 with sorted, duplicate-free int32 indices (what the engine reads)."""
+    X = sp.csr_matrix(X) if not sp.issparse(X) else X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.shape[1] >= np.iinfo(np.int32).max:
+        raise ValueError(f"X has {X.shape[1]} features; at most 2**31 - 2 are supported")
+    return X

@@ -1,0 +1,82 @@
+"""Turning scikit-learn targets into the engine's label lists and back.
+
+The engine sees every target as a CSR pattern (row -> ids of its true labels):
+- 1-D binary/multiclass y: one id per row, the position of y in ``classes_``;
+- multilabel indicator y (dense or CSR): the nonzero columns of the row.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.multiclass import type_of_target
+
+
+class TargetKind:
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+
+
+def target_kind(y):
+    """'multiclass' or 'multilabel'; ValueError for anything a classifier cannot learn."""
+    kind = type_of_target(y, input_name="y")
+    if kind in ("binary", "multiclass"):
+        return TargetKind.MULTICLASS
+    if kind == "multilabel-indicator":
+        return TargetKind.MULTILABEL
+    raise ValueError(
+        f"Unknown label type: {kind!r}. SlideClassifier takes 1-D class labels "
+        "(binary or multiclass) or a multilabel indicator matrix (dense or CSR) of 0/1."
+    )
+
+
+def label_lists(y, kind, classes):
+    """CSR (n, n_labels) float32 pattern of the true labels of each row.
+
+    For multiclass y, values outside ``classes`` raise ValueError.
+    """
+    n_labels = len(classes)
+    if kind == TargetKind.MULTICLASS:
+        y = np.asarray(y)
+        ids = np.searchsorted(classes, y)
+        ids_clipped = np.minimum(ids, n_labels - 1)
+        unknown = classes[ids_clipped] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels not in classes: {np.unique(y[unknown])[:10].tolist()}"
+            )
+        n = y.shape[0]
+        return sp.csr_matrix(
+            (np.ones(n, dtype=np.float32), ids_clipped.astype(np.int32), np.arange(n + 1)),
+            shape=(n, n_labels),
+        )
+    Y = sp.csr_matrix(y) if not sp.issparse(y) else y.tocsr()
+    if Y.shape[1] != n_labels:
+        raise ValueError(
+            f"y has {Y.shape[1]} label columns but the model has {n_labels} labels"
+        )
+    Y = Y.copy()
+    Y.eliminate_zeros()
+    Y.sum_duplicates()
+    Y.data = np.ones_like(Y.data, dtype=np.float32)
+    return Y
+
+
+def label_counts(Y_pattern):
+    """Number of training rows carrying each label (int64)."""
+    return np.bincount(Y_pattern.indices, minlength=Y_pattern.shape[1]).astype(np.int64)
+
+
+def topk_to_indicator(labels, n_labels, *, sparse=True, dtype=np.int64):
+    """Indicator matrix (n, n_labels) with ones at the top-k ``labels`` (n, k).
+
+    Entries of -1 (fewer than k labels available) are skipped. Returns CSR when
+    ``sparse``, else a dense array.
+    """
+    labels = np.asarray(labels)
+    n, k = labels.shape
+    valid = labels >= 0
+    indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
+    indices = labels[valid]
+    data = np.ones(indices.shape[0], dtype=dtype)
+    indicator = sp.csr_matrix((data, indices, indptr), shape=(n, n_labels))
+    indicator.sort_indices()
+    return indicator if sparse else indicator.toarray()

@@ -1,0 +1,154 @@
+"""The engine against a NumPy reference of the same training steps.
+
+Every output neuron is active (exact mode), one thread: forward, softmax
+cross-entropy against the uniform distribution over a row's labels, backward,
+and lazy Adam (rows without gradient in a step are skipped; when updated again
+their moments first decay over the skipped steps).
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sklearn_slide import _network_state as state
+from sklearn_slide._engine import core, csr_buffers
+
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+def config(learning_rate, batch_size):
+    return {
+        "exact": True, "hash_family": "dwta", "hash_bits": 2, "bucket_size": 8,
+        "bucket_policy": "fifo", "min_active": 0, "max_active": 100,
+        "learning_rate": learning_rate, "beta_1": BETA1, "beta_2": BETA2, "epsilon": EPS,
+        "batch_size": batch_size, "n_threads": 1, "seed": 0, "rehash_growth": 1.0,
+        "rebuild_every": 0,
+    }
+
+
+def relu(a):
+    return np.maximum(a, 0.0)
+
+
+def reference_gradients(p, X, Y, hidden):
+    """Gradients (float64) of the mean loss over the batch rows."""
+    n = X.shape[0]
+    grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in p.items()}
+    for i in range(n):
+        labels = np.flatnonzero(Y[i])
+        if labels.size == 0:
+            continue
+        zs = [relu(X[i] @ p["hidden_weights_0"] + p["hidden_biases_0"])]
+        for layer in range(1, hidden):
+            zs.append(relu(p[f"hidden_weights_{layer}"] @ zs[-1] + p[f"hidden_biases_{layer}"]))
+        logits = p["output_weights"] @ zs[-1] + p["output_biases"]
+        prob = np.exp(logits - logits.max())
+        prob /= prob.sum()
+        target = np.zeros_like(prob)
+        target[labels] = 1.0 / labels.size
+        delta = (prob - target) / n
+        grads["output_weights"] += np.outer(delta, zs[-1])
+        grads["output_biases"] += delta
+        d = (p["output_weights"].T @ delta) * (zs[-1] > 0)
+        for layer in range(hidden - 1, 0, -1):
+            grads[f"hidden_weights_{layer}"] += np.outer(d, zs[layer - 1])
+            grads[f"hidden_biases_{layer}"] += d
+            d = (p[f"hidden_weights_{layer}"].T @ d) * (zs[layer - 1] > 0)
+        grads["hidden_biases_0"] += d
+        grads["hidden_weights_0"] += np.outer(X[i], d)
+    return grads
+
+
+def reference_adam(p, m, v, g, last_step, t, lr, touched_rows=None):
+    """Lazy Adam on one tensor; touched_rows=None: every row updated."""
+    rows = np.arange(p.shape[0]) if touched_rows is None else np.flatnonzero(touched_rows)
+    lr_t = lr * np.sqrt(1 - BETA2**t) / (1 - BETA1**t)
+    for r in rows:
+        gap = t - last_step[r] - 1 if last_step is not None and last_step[r] > 0 else 0
+        m[r] = BETA1 ** (gap + 1) * m[r] + (1 - BETA1) * g[r]
+        v[r] = BETA2 ** (gap + 1) * v[r] + (1 - BETA2) * g[r] ** 2
+        p[r] -= lr_t * m[r] / (np.sqrt(v[r]) + EPS)
+        if last_step is not None:
+            last_step[r] = t
+
+
+@pytest.mark.parametrize("hidden_layer_sizes", [(6,), (6, 5)])
+def test_two_steps_match_numpy(hidden_layer_sizes):
+    rng = np.random.RandomState(0)
+    n_features, n_labels, batch = 12, 7, 4
+    params = state.init_params(n_features, hidden_layer_sizes, n_labels, rng)
+    # Larger weights than the default init so every ReLU path is exercised.
+    for key in params:
+        if key.startswith(("hidden_weights", "output_weights")) and "adam" not in key:
+            params[key][:] = rng.standard_normal(params[key].shape) * 0.5
+    # Three batches. Features 0-3 are absent from the second, so their rows skip
+    # step 2 and the lazy rule (moments decay over skipped steps) acts at step 3;
+    # features 4-5 are absent from the first batch (first update at step 2).
+    n_rows = 3 * batch
+    dense = (rng.rand(n_rows, n_features) < 0.5) * rng.rand(n_rows, n_features)
+    dense[2 * batch:, :6] += 0.5  # every one of them present in the third batch
+    dense[batch:2 * batch, :4] = 0
+    dense[:batch, 4:6] = 0
+    X = sp.csr_matrix(dense.astype(np.float32))
+    Y = np.zeros((n_rows, n_labels), dtype=np.float32)
+    for i in range(n_rows):
+        Y[i, rng.choice(n_labels, size=1 + i % 3, replace=False)] = 1
+    Y[3] = 0  # a row without labels contributes nothing
+    Ycsr = sp.csr_matrix(Y)
+
+    hidden = len(hidden_layer_sizes)
+    ref = {k: v.astype(np.float64) for k, v in params.items() if isinstance(v, np.ndarray)}
+    ref["input_row_step"] = params["input_row_step"].copy()
+    ref["output_row_step"] = params["output_row_step"].copy()
+    names = [f"hidden_weights_{i}" for i in range(hidden)]
+    names += [f"hidden_biases_{i}" for i in range(hidden)] + ["output_weights", "output_biases"]
+    lr = 0.05
+    batches = [slice(0, batch), slice(batch, 2 * batch), slice(2 * batch, n_rows)]
+    for t, rows in enumerate(batches, start=1):
+        p = {k: ref[k] for k in names}
+        g = reference_gradients(p, dense[rows].astype(np.float32).astype(np.float64), Y[rows], hidden)
+        out_step = ref["output_row_step"].copy()
+        touched_out = np.abs(g["output_weights"]).sum(axis=1) + np.abs(g["output_biases"]) > 0
+        reference_adam(ref["output_weights"], ref["output_weights_adam_m"],
+                       ref["output_weights_adam_v"], g["output_weights"],
+                       ref["output_row_step"], t, lr, touched_out)
+        reference_adam(ref["output_biases"][:, None], ref["output_biases_adam_m"][:, None],
+                       ref["output_biases_adam_v"][:, None], g["output_biases"][:, None],
+                       out_step, t, lr, touched_out)
+        touched_in = (dense[rows] != 0).any(axis=0)
+        reference_adam(ref["hidden_weights_0"], ref["hidden_weights_0_adam_m"],
+                       ref["hidden_weights_0_adam_v"], g["hidden_weights_0"],
+                       ref["input_row_step"], t, lr, touched_in)
+        for name in names:
+            if name in ("output_weights", "output_biases", "hidden_weights_0"):
+                continue
+            flat = lambda a: a.reshape(1, -1)  # noqa: E731 - dense tensors: one "row"
+            reference_adam(flat(ref[name]), flat(ref[name + "_adam_m"]),
+                           flat(ref[name + "_adam_v"]), flat(g[name]), None, t, lr)
+
+    schedule = state.init_schedule(50, 0)
+    stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Ycsr),
+                             np.arange(n_rows, dtype=np.int64), config(lr, batch), schedule)
+    assert schedule["step"] == 3
+    assert stats["n_labelled"] == n_rows - 1
+    for name in names:
+        np.testing.assert_allclose(params[name], ref[name], rtol=2e-4, atol=2e-6, err_msg=name)
+        np.testing.assert_allclose(params[name + "_adam_m"], ref[name + "_adam_m"],
+                                   rtol=2e-4, atol=1e-7, err_msg=name + "_adam_m")
+    np.testing.assert_array_equal(params["input_row_step"], ref["input_row_step"])
+    assert np.all(params["input_row_step"][:6] == 3)  # 0-3 skipped step 2, 4-5 step 1
+
+
+def test_loss_matches_numpy_at_initialisation():
+    rng = np.random.RandomState(1)
+    params = state.init_params(10, (4,), 5, rng)
+    X = sp.random(6, 10, density=0.5, format="csr", random_state=1, dtype=np.float32)
+    Y = sp.csr_matrix(np.eye(5, dtype=np.float32)[[0, 1, 2, 3, 4, 0]])
+    z = relu(X.toarray().astype(np.float64) @ params["hidden_weights_0"] + params["hidden_biases_0"])
+    logits = z @ params["output_weights"].T.astype(np.float64) + params["output_biases"]
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -logp[np.arange(6), [0, 1, 2, 3, 4, 0]].sum()
+    stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Y),
+                             np.arange(6, dtype=np.int64), config(1e-3, 6),
+                             state.init_schedule(50, 0))
+    assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)
