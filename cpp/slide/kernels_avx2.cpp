@@ -37,6 +37,17 @@ void axpy_avx2(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+// One input against one neuron with exactly the block path's summation order, so
+// a row's scores do not depend on where it falls in a block.
+inline float block_order_dot(const float* x, const float* w, int64_t dim) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= dim; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc);
+  float s = hsum256(acc);
+  for (; i < dim; ++i) s += w[i] * x[i];
+  return s;
+}
+
 // Four inputs against one neuron at a time: each weight vector is loaded once per
 // four dot products, which is what bounds the exact output layer.
 void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, const float* bias,
@@ -75,8 +86,8 @@ void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, c
   }
   for (; r < n_rows; ++r) {
     for (int64_t j = 0; j < n_cols; ++j) {
-      const float s = dot_avx2(rows + r * dim, weights + j * dim, dim);
-      out[r * out_stride + j] = bias ? s + bias[j] : s;
+      const float s = block_order_dot(rows + r * dim, weights + j * dim, dim);
+      out[r * out_stride + j] = s + (bias ? bias[j] : 0.f);
     }
   }
 }

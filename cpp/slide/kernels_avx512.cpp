@@ -35,6 +35,18 @@ void axpy_avx512(float alpha, const float* x, float* y, int64_t n) {
   }
 }
 
+// One input against one neuron with exactly the block path's summation order, so
+// a row's scores do not depend on where it falls in a block.
+inline float block_order_dot(const float* x, const float* w, int64_t full, __mmask16 tail) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < full; i += 16)
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc);
+  if (tail)
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + full), _mm512_maskz_loadu_ps(tail, x + full),
+                          acc);
+  return _mm512_reduce_add_ps(acc);
+}
+
 // Four inputs against one neuron at a time (see the AVX2 version).
 void score_block_avx512(const float* rows, int64_t n_rows, const float* weights,
                         const float* bias, int64_t n_cols, int64_t dim, float* out,
@@ -74,8 +86,8 @@ void score_block_avx512(const float* rows, int64_t n_rows, const float* weights,
   }
   for (; r < n_rows; ++r) {
     for (int64_t j = 0; j < n_cols; ++j) {
-      const float s = dot_avx512(rows + r * dim, weights + j * dim, dim);
-      out[r * out_stride + j] = bias ? s + bias[j] : s;
+      const float s = block_order_dot(rows + r * dim, weights + j * dim, full, tail);
+      out[r * out_stride + j] = s + (bias ? bias[j] : 0.f);
     }
   }
 }

@@ -1,0 +1,49 @@
+"""Every SIMD kernel set the CPU can run gives the generic kernels' results
+(to float32 rounding: FMA and wider partial sums change the last bits)."""
+
+import numpy as np
+import pytest
+
+from sklearn_slide import SlideClassifier
+from sklearn_slide._engine import active_kernels, available_kernels, select_kernels
+
+
+@pytest.fixture
+def restore_kernels():
+    before = active_kernels()
+    yield
+    select_kernels(before)
+
+
+def test_auto_picks_the_widest_available(restore_kernels):
+    select_kernels("auto")
+    assert active_kernels() == available_kernels()[-1]
+    with pytest.raises(ValueError, match="unknown kernel set"):
+        select_kernels("avx9000")
+
+
+@pytest.mark.parametrize("name", [k for k in available_kernels() if k != "generic"])
+def test_simd_kernels_match_generic(xmc_small, restore_kernels, name):
+    X, Y, X_test, _ = xmc_small
+    # Hidden sizes that are not multiples of the vector width exercise the tails.
+    kwargs = dict(hidden_layer_sizes=(37, 21), hash_family="dwta", min_active=40,
+                  max_active=200, max_iter=2, random_state=0, n_threads=1)
+    results = {}
+    for kernels in ("generic", name):
+        select_kernels(kernels)
+        clf = SlideClassifier(**kwargs).fit(X, Y)
+        results[kernels] = (clf, clf.predict_proba(X_test[:64]))
+    (generic_clf, generic_proba), (simd_clf, simd_proba) = results["generic"], results[name]
+    # Training: the same steps up to rounding.
+    np.testing.assert_allclose(simd_clf.loss_curve_, generic_clf.loss_curve_, rtol=1e-3)
+    # Inference with one model under both kernel sets.
+    select_kernels("generic")
+    ref_proba = simd_clf.predict_proba(X_test)
+    ref_labels, ref_scores = simd_clf.predict_topk(X_test, k=5)
+    select_kernels(name)
+    np.testing.assert_allclose(simd_clf.predict_proba(X_test), ref_proba, rtol=1e-4, atol=1e-7)
+    labels, scores = simd_clf.predict_topk(X_test, k=5)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-4, atol=1e-5)
+    # Labels agree except where two scores tie to within rounding.
+    close = np.isclose(scores[:, :-1], scores[:, 1:], rtol=1e-4, atol=1e-5).any(axis=1)
+    np.testing.assert_array_equal(labels[~close], ref_labels[~close])
