@@ -55,7 +55,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("what", ["fit", "warm_start", "predict"])
-def test_sigint_stops_within_two_seconds(what):
+def test_sigint_stops_within_two_seconds(what, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, what],
@@ -63,6 +63,7 @@ def test_sigint_stops_within_two_seconds(what):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=tmp_path,  # `python -c` puts the cwd first on sys.path: not the source tree
     )
     try:
         assert proc.stdout.readline().strip() == "ready"

@@ -4,6 +4,7 @@ import pickle
 import warnings
 
 import numpy as np
+from joblib import parallel_config
 import pytest
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -268,11 +269,14 @@ def test_cross_validate_xmc_sparse_y(data):
 
 def test_cross_validate_xmc_options(data):
     X, Y = data
-    res = cross_validate_xmc(
-        CentroidTopK(), X, Y, cv=KFold(2, shuffle=True, random_state=0),
-        scoring=precision_at_k_scorer(1), n_jobs=2,
-        return_train_score=True, return_estimator=True, return_indices=True,
-    )
+    # Threads: process workers cannot unpickle a class defined in a test module
+    # (tests/ is not an importable package under --import-mode=importlib).
+    with parallel_config(backend="threading"):
+        res = cross_validate_xmc(
+            CentroidTopK(), X, Y, cv=KFold(2, shuffle=True, random_state=0),
+            scoring=precision_at_k_scorer(1), n_jobs=2,
+            return_train_score=True, return_estimator=True, return_indices=True,
+        )
     assert set(res) == {"fit_time", "score_time", "test_score", "train_score", "estimator", "indices"}
     assert len(res["estimator"]) == 2 and hasattr(res["estimator"][0], "centroids_")
     assert np.all(res["train_score"] >= res["test_score"])
