@@ -1,15 +1,18 @@
 // Adam (Kingma & Ba), bias-corrected, applied row by row.
 //
 // Sparse rows are updated lazily: only in steps where they received a gradient.
-// Rule for the skipped steps (documented in the parameters guide): when a row
-// last updated at step t0 is updated again at step t, its moments first decay
-// as dense Adam would have decayed them over the t - t0 - 1 gradient-free steps
+// Rule for the skipped steps (documented in docs/parameters.md): when a row last
+// updated at step t0 is updated again at step t, its moments first decay as
+// dense Adam would have decayed them over the t - t0 - 1 gradient-free steps
 // (m *= beta1^gap, v *= beta2^gap); the small moves dense Adam would have made in
 // those steps from momentum alone are not applied. With gap 0 this is exactly Adam.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
+
+#include "slide/kernels.h"
 
 namespace slide {
 
@@ -20,11 +23,34 @@ struct AdamConfig {
   float epsilon = 1e-8f;
 };
 
+// beta^(gap + 1) for the gaps that occur most, so a row update needs no pow().
+class AdamDecayTable {
+ public:
+  explicit AdamDecayTable(const AdamConfig& config, int64_t size = 4096)
+      : beta1_(config.beta1), beta2_(config.beta2), decay1_(size), decay2_(size) {
+    for (int64_t gap = 0; gap < size; ++gap) {
+      decay1_[gap] = static_cast<float>(std::pow(double(config.beta1), double(gap + 1)));
+      decay2_[gap] = static_cast<float>(std::pow(double(config.beta2), double(gap + 1)));
+    }
+  }
+  float decay1(int64_t gap) const { return lookup(decay1_, beta1_, gap); }
+  float decay2(int64_t gap) const { return lookup(decay2_, beta2_, gap); }
+
+ private:
+  static float lookup(const std::vector<float>& table, float beta, int64_t gap) {
+    if (gap < static_cast<int64_t>(table.size())) return table[gap];
+    return static_cast<float>(std::pow(double(beta), double(gap + 1)));
+  }
+  float beta1_, beta2_;
+  std::vector<float> decay1_, decay2_;
+};
+
 // Quantities shared by every row updated at one step t (1-based).
 class AdamStep {
  public:
-  AdamStep(const AdamConfig& config, int64_t t)
+  AdamStep(const AdamConfig& config, const AdamDecayTable& decay, int64_t t)
       : config_(config),
+        decay_(decay),
         step_(t),
         lr_t_(static_cast<float>(config.learning_rate *
                                  std::sqrt(1.0 - std::pow(double(config.beta2), double(t))) /
@@ -33,28 +59,17 @@ class AdamStep {
   int64_t step() const { return step_; }
 
   // Updates n values of one row whose previous update was at step last_step
-  // (0: never). g is the gradient of this step.
-  void update(float* w, float* m, float* v, const float* g, int64_t n, int64_t last_step) const {
+  // (0: never), with this step's gradient g; zeroes g.
+  void update(float* w, float* m, float* v, float* g, int64_t n, int64_t last_step) const {
     const int64_t gap = last_step > 0 ? step_ - last_step - 1 : 0;
-    float decay1 = config_.beta1, decay2 = config_.beta2;
-    if (gap > 0) {
-      decay1 *= static_cast<float>(std::pow(double(config_.beta1), double(gap)));
-      decay2 *= static_cast<float>(std::pow(double(config_.beta2), double(gap)));
-    }
-    const float one_minus_b1 = 1.0f - config_.beta1;
-    const float one_minus_b2 = 1.0f - config_.beta2;
-    for (int64_t i = 0; i < n; ++i) {
-      const float gi = g[i];
-      const float mi = decay1 * m[i] + one_minus_b1 * gi;
-      const float vi = decay2 * v[i] + one_minus_b2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      w[i] -= lr_t_ * mi / (std::sqrt(vi) + config_.epsilon);
-    }
+    const AdamCoefficients c{decay_.decay1(gap), decay_.decay2(gap), 1.0f - config_.beta1,
+                             1.0f - config_.beta2, lr_t_, config_.epsilon};
+    kernels().adam(w, m, v, g, n, c);
   }
 
  private:
   AdamConfig config_;
+  const AdamDecayTable& decay_;
   int64_t step_;
   float lr_t_;
 };

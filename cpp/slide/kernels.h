@@ -10,6 +10,12 @@
 
 namespace slide {
 
+// Coefficients of one Adam update (see adam.h): m = decay1*m + one_minus_beta1*g,
+// v = decay2*v + one_minus_beta2*g^2, w -= lr * m / (sqrt(v) + epsilon).
+struct AdamCoefficients {
+  float decay1, decay2, one_minus_beta1, one_minus_beta2, lr, epsilon;
+};
+
 struct Kernels {
   const char* name;
   // sum_i a[i] * b[i]
@@ -20,6 +26,8 @@ struct Kernels {
   // for r < n_rows, j < n_cols: scores of a block of inputs against a block of neurons.
   void (*score_block)(const float* rows, int64_t n_rows, const float* weights, const float* bias,
                       int64_t n_cols, int64_t dim, float* out, int64_t out_stride);
+  // Adam on n values with gradient g, which is then zeroed (ready for the next batch).
+  void (*adam)(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c);
 };
 
 extern const Kernels kGenericKernels;

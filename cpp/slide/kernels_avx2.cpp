@@ -1,6 +1,8 @@
 // AVX2 + FMA kernels. Compiled with -mavx2 -mfma; only called when the CPU has both.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "slide/kernels.h"
 
 namespace slide {
@@ -92,8 +94,37 @@ void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, c
   }
 }
 
+void adam_avx2(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {
+  const __m256 d1 = _mm256_set1_ps(c.decay1), d2 = _mm256_set1_ps(c.decay2);
+  const __m256 c1 = _mm256_set1_ps(c.one_minus_beta1), c2 = _mm256_set1_ps(c.one_minus_beta2);
+  const __m256 lr = _mm256_set1_ps(c.lr), eps = _mm256_set1_ps(c.epsilon);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gi = _mm256_loadu_ps(g + i);
+    // Same operation order as the generic kernel (mul then add, no FMA) so
+    // results agree to the last bit except for sqrt/div rounding (exact in IEEE).
+    const __m256 mi = _mm256_add_ps(_mm256_mul_ps(d1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gi));
+    const __m256 vi = _mm256_add_ps(_mm256_mul_ps(d2, _mm256_loadu_ps(v + i)),
+                                    _mm256_mul_ps(c2, _mm256_mul_ps(gi, gi)));
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    const __m256 step = _mm256_div_ps(_mm256_mul_ps(lr, mi), _mm256_add_ps(_mm256_sqrt_ps(vi), eps));
+    _mm256_storeu_ps(w + i, _mm256_sub_ps(_mm256_loadu_ps(w + i), step));
+    _mm256_storeu_ps(g + i, _mm256_setzero_ps());
+  }
+  for (; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = c.decay1 * m[i] + c.one_minus_beta1 * gi;
+    const float vi = c.decay2 * v[i] + c.one_minus_beta2 * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= c.lr * mi / (std::sqrt(vi) + c.epsilon);
+    g[i] = 0.f;
+  }
+}
+
 }  // namespace
 
-const Kernels kAvx2Kernels = {"avx2", dot_avx2, axpy_avx2, score_block_avx2};
+const Kernels kAvx2Kernels = {"avx2", dot_avx2, axpy_avx2, score_block_avx2, adam_avx2};
 
 }  // namespace slide

@@ -92,8 +92,30 @@ void score_block_avx512(const float* rows, int64_t n_rows, const float* weights,
   }
 }
 
+void adam_avx512(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {
+  const __m512 d1 = _mm512_set1_ps(c.decay1), d2 = _mm512_set1_ps(c.decay2);
+  const __m512 c1 = _mm512_set1_ps(c.one_minus_beta1), c2 = _mm512_set1_ps(c.one_minus_beta2);
+  const __m512 lr = _mm512_set1_ps(c.lr), eps = _mm512_set1_ps(c.epsilon);
+  for (int64_t i = 0; i < n; i += 16) {
+    // Masked tail: one code path for every length.
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
+    // mul then add (no FMA), as in the generic kernel.
+    const __m512 mi = _mm512_add_ps(_mm512_mul_ps(d1, _mm512_maskz_loadu_ps(k, m + i)),
+                                    _mm512_mul_ps(c1, gi));
+    const __m512 vi = _mm512_add_ps(_mm512_mul_ps(d2, _mm512_maskz_loadu_ps(k, v + i)),
+                                    _mm512_mul_ps(c2, _mm512_mul_ps(gi, gi)));
+    _mm512_mask_storeu_ps(m + i, k, mi);
+    _mm512_mask_storeu_ps(v + i, k, vi);
+    const __m512 step = _mm512_div_ps(_mm512_mul_ps(lr, mi), _mm512_add_ps(_mm512_sqrt_ps(vi), eps));
+    _mm512_mask_storeu_ps(w + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, w + i), step));
+    _mm512_mask_storeu_ps(g + i, k, _mm512_setzero_ps());
+  }
+}
+
 }  // namespace
 
-const Kernels kAvx512Kernels = {"avx512", dot_avx512, axpy_avx512, score_block_avx512};
+const Kernels kAvx512Kernels = {"avx512", dot_avx512, axpy_avx512, score_block_avx512,
+                                adam_avx512};
 
 }  // namespace slide

@@ -1,4 +1,6 @@
 // Portable kernels: plain loops with a fixed summation order (the oracle).
+#include <cmath>
+
 #include "slide/kernels.h"
 
 namespace slide {
@@ -33,8 +35,21 @@ void score_block_generic(const float* rows, int64_t n_rows, const float* weights
   }
 }
 
+void adam_generic(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = c.decay1 * m[i] + c.one_minus_beta1 * gi;
+    const float vi = c.decay2 * v[i] + c.one_minus_beta2 * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= c.lr * mi / (std::sqrt(vi) + c.epsilon);
+    g[i] = 0.f;
+  }
+}
+
 }  // namespace
 
-const Kernels kGenericKernels = {"generic", dot_generic, axpy_generic, score_block_generic};
+const Kernels kGenericKernels = {"generic", dot_generic, axpy_generic, score_block_generic,
+                                 adam_generic};
 
 }  // namespace slide

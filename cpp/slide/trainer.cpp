@@ -173,12 +173,9 @@ void update_touched_rows(const AdamStep& adam, Layer& layer, float* grad_rows, f
     float* g = grad_rows + r * cols;
     adam.update(layer.weight.value + r * cols, layer.weight.adam_m + r * cols,
                 layer.weight.adam_v + r * cols, g, cols, last);
-    if (row_bias) {
+    if (row_bias)
       adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r,
                   grad_bias + r, 1, last);
-      grad_bias[r] = 0.f;
-    }
-    std::fill(g, g + cols, 0.f);
     layer.row_step[r] = adam.step();
     touched[r] = 0;
   }
@@ -205,8 +202,6 @@ void update_dense_params(const AdamStep& adam, Network& net,
     if (i > 0)
       adam.update(layer.weight.value, layer.weight.adam_m, layer.weight.adam_v, gw.data(),
                   layer.weight.size(), 0);
-    std::fill(gb.begin(), gb.end(), 0.f);
-    std::fill(gw.begin(), gw.end(), 0.f);
   }
 }
 
@@ -240,6 +235,7 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
   for (int t = 0; t < n_threads; ++t)
     threads.push_back(std::make_unique<ThreadState>(net, family.get()));
 
+  const AdamDecayTable adam_decay(config.adam);
   EpochStats stats;
   using Clock = std::chrono::steady_clock;
   auto last_check = Clock::now();
@@ -267,10 +263,10 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 2)
     for (int64_t i = begin; i < end; ++i) {
       errors.run([&] {
-        const int64_t row = order[i];
+        // A stream per sample: its negatives do not depend on the thread that runs it.
         Rng rng(config.seed, static_cast<uint64_t>(schedule.samples_seen + (i - begin)));
         ThreadState& ts = *threads[omp_thread_index()];
-        train_sample(net, tables, family.get(), config, X, Y, row, inv_batch, rng, grads, ts);
+        train_sample(net, tables, family.get(), config, X, Y, order[i], inv_batch, rng, grads, ts);
       });
     }
     errors.rethrow();
@@ -290,7 +286,7 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
           "training diverged: the loss is not finite; lower learning_rate");
 
     schedule.step += 1;
-    const AdamStep adam(config.adam, schedule.step);
+    const AdamStep adam(config.adam, adam_decay, schedule.step);
     update_dense_params(adam, net, threads);
     update_touched_rows(adam, net.hidden[0], grads.input_rows.data(), nullptr,
                         grads.input_touched.data(), n_threads);

@@ -25,7 +25,7 @@ struct TrainConfig {
   AdamConfig adam;
   int64_t batch_size = 128;
   int n_threads = 1;
-  uint64_t seed = 0;            // sampling streams (random negatives)
+  uint64_t seed = 0;            // random negatives (one stream per sample)
   double rehash_growth = 1.0;   // each rehash interval is this factor longer than the previous
   int64_t rebuild_every = 0;    // draw new hash functions every this many rehashes (0: never)
 };
@@ -33,7 +33,7 @@ struct TrainConfig {
 // Schedule state carried from epoch to epoch (and pickled with the model).
 struct TrainSchedule {
   int64_t step = 0;               // Adam steps done so far
-  int64_t samples_seen = 0;       // training samples processed so far (seeds per-sample streams)
+  int64_t samples_seen = 0;       // training samples processed so far (keys per-sample streams)
   int64_t next_rehash_step = 0;   // rehash when step reaches this
   double rehash_interval = 50.0;  // steps until the next rehash after that
   int64_t n_rehashes = 0;
