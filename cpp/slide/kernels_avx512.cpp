@@ -1,6 +1,9 @@
 // AVX-512F kernels. Compiled with -mavx512f (and friends); only called when the CPU has them.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "slide/kernels.h"
 
 namespace slide {
@@ -35,60 +38,63 @@ void axpy_avx512(float alpha, const float* x, float* y, int64_t n) {
   }
 }
 
-// One input against one neuron with exactly the block path's summation order, so
-// a row's scores do not depend on where it falls in a block.
-inline float block_order_dot(const float* x, const float* w, int64_t full, __mmask16 tail) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < full; i += 16)
-    acc = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc);
-  if (tail)
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + full), _mm512_maskz_loadu_ps(tail, x + full),
-                          acc);
-  return _mm512_reduce_add_ps(acc);
+// Scores as a small GEMM: a panel of 64 neurons is transposed once (dim x 64,
+// zero-padded), then each input row's coordinates are broadcast against it, so
+// a (row, neuron) score is a plain chain acc = fma(x[d], w[d], acc) over d,
+// with no horizontal reductions. Every score is computed by the same chain, so
+// a row's result does not depend on its position in the block (per-row
+// determinism), only on the kernel set.
+constexpr int64_t kPanel = 64;
+
+template <int R>
+void score_rows_panel(const float* rows, int64_t dim, const float* panel, const float* bias,
+                      int64_t width, float* out, int64_t out_stride) {
+  __m512 acc[R][4];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < dim; ++d) {
+    const float* p = panel + d * kPanel;
+    const __m512 w0 = _mm512_loadu_ps(p), w1 = _mm512_loadu_ps(p + 16);
+    const __m512 w2 = _mm512_loadu_ps(p + 32), w3 = _mm512_loadu_ps(p + 48);
+    for (int i = 0; i < R; ++i) {
+      const __m512 x = _mm512_set1_ps(rows[i * dim + d]);
+      acc[i][0] = _mm512_fmadd_ps(x, w0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(x, w1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(x, w2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(x, w3, acc[i][3]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
+    const int64_t left = width - 16 * j;
+    if (left <= 0) break;
+    const __mmask16 k = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(k, bias + 16 * j) : _mm512_setzero_ps();
+    for (int i = 0; i < R; ++i)
+      _mm512_mask_storeu_ps(out + i * out_stride + 16 * j, k, _mm512_add_ps(acc[i][j], b));
+  }
 }
 
-// Four inputs against one neuron at a time (see the AVX2 version).
 void score_block_avx512(const float* rows, int64_t n_rows, const float* weights,
                         const float* bias, int64_t n_cols, int64_t dim, float* out,
                         int64_t out_stride) {
-  const int64_t full = dim & ~int64_t{15};
-  const __mmask16 tail = static_cast<__mmask16>((1u << (dim - full)) - 1u);
-  int64_t r = 0;
-  for (; r + 4 <= n_rows; r += 4) {
-    const float* x0 = rows + r * dim;
-    const float* x1 = x0 + dim;
-    const float* x2 = x1 + dim;
-    const float* x3 = x2 + dim;
-    for (int64_t j = 0; j < n_cols; ++j) {
-      const float* w = weights + j * dim;
-      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-      __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-      for (int64_t i = 0; i < full; i += 16) {
-        const __m512 wv = _mm512_loadu_ps(w + i);
-        a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x0 + i), a0);
-        a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + i), a1);
-        a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x2 + i), a2);
-        a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x3 + i), a3);
-      }
-      if (tail) {
-        const __m512 wv = _mm512_maskz_loadu_ps(tail, w + full);
-        a0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(tail, x0 + full), a0);
-        a1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(tail, x1 + full), a1);
-        a2 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(tail, x2 + full), a2);
-        a3 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(tail, x3 + full), a3);
-      }
-      const float b = bias ? bias[j] : 0.f;
-      out[r * out_stride + j] = _mm512_reduce_add_ps(a0) + b;
-      out[(r + 1) * out_stride + j] = _mm512_reduce_add_ps(a1) + b;
-      out[(r + 2) * out_stride + j] = _mm512_reduce_add_ps(a2) + b;
-      out[(r + 3) * out_stride + j] = _mm512_reduce_add_ps(a3) + b;
+  thread_local std::vector<float> panel;
+  panel.assign(static_cast<size_t>(dim * kPanel), 0.f);
+  for (int64_t c = 0; c < n_cols; c += kPanel) {
+    const int64_t width = std::min(kPanel, n_cols - c);
+    for (int64_t j = 0; j < width; ++j) {
+      const float* w = weights + (c + j) * dim;
+      for (int64_t d = 0; d < dim; ++d) panel[d * kPanel + j] = w[d];
     }
-  }
-  for (; r < n_rows; ++r) {
-    for (int64_t j = 0; j < n_cols; ++j) {
-      const float s = block_order_dot(rows + r * dim, weights + j * dim, full, tail);
-      out[r * out_stride + j] = s + (bias ? bias[j] : 0.f);
-    }
+    for (int64_t j = width; j < kPanel; ++j)
+      for (int64_t d = 0; d < dim; ++d) panel[d * kPanel + j] = 0.f;
+    const float* b = bias ? bias + c : nullptr;
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4)
+      score_rows_panel<4>(rows + r * dim, dim, panel.data(), b, width, out + r * out_stride + c,
+                          out_stride);
+    for (; r < n_rows; ++r)
+      score_rows_panel<1>(rows + r * dim, dim, panel.data(), b, width, out + r * out_stride + c,
+                          out_stride);
   }
 }
 

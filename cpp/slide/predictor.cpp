@@ -15,15 +15,22 @@
 namespace slide {
 namespace {
 
-constexpr int64_t kRowBlock = 32;     // inputs scored together (reuse of each weight row)
 constexpr int64_t kLabelBlock = 256;  // output neurons per kernel call (stays in L2)
+
+// Inputs scored together: each weight row streamed from memory serves the whole
+// block, so larger is better, up to what stays in L2 and keeps every thread busy.
+int64_t row_block_for(int64_t n_rows, int n_threads) {
+  const int64_t per_thread = (n_rows + n_threads - 1) / std::max(1, n_threads);
+  const int64_t block = std::min<int64_t>(256, std::max<int64_t>(4, per_thread));
+  return (block + 3) / 4 * 4;
+}
 
 // Runs body(first_row, last_row) over row blocks in parallel, in chunks so the
 // calling thread can check for Ctrl-C between chunks.
 template <typename Body>
 void for_row_blocks(int64_t n_rows, int64_t block, int n_threads, const StopCheck& should_stop,
                     Body&& body) {
-  const int64_t chunk = block * std::max(1, n_threads) * 8;
+  const int64_t chunk = block * std::max(1, n_threads) * 2;
   ParallelErrors errors;
   auto last_check = std::chrono::steady_clock::now();
   for (int64_t chunk_begin = 0; chunk_begin < n_rows; chunk_begin += chunk) {
@@ -58,11 +65,12 @@ void predict_topk_exact(const Network& net, const FeatureMatrix& X, TopKOutput o
   const int64_t dim = net.last_hidden_size();
   const int64_t n_labels = net.n_labels();
   const Layer& output = net.output;
-  for_row_blocks(X.n_rows, kRowBlock, n_threads, should_stop, [&](int64_t first, int64_t last) {
+  const int64_t row_block = row_block_for(X.n_rows, n_threads);
+  for_row_blocks(X.n_rows, row_block, n_threads, should_stop, [&](int64_t first, int64_t last) {
     const Kernels& k = kernels();
     HiddenActivations scratch(net);
-    std::vector<float> h(kRowBlock * dim);
-    std::vector<float> scores(kRowBlock * kLabelBlock);
+    std::vector<float> h(row_block * dim);
+    std::vector<float> scores(row_block * kLabelBlock);
     const int64_t n = last - first;
     hidden_block(net, X, first, last, scratch, h.data());
     std::vector<TopK> heaps;
@@ -95,7 +103,7 @@ void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQue
                                        query.codes_per_table, tables.n_tables, query.hash_seed);
   const int64_t dim = net.last_hidden_size();
   const Layer& output = net.output;
-  for_row_blocks(X.n_rows, kRowBlock, n_threads, should_stop, [&](int64_t first, int64_t last) {
+  for_row_blocks(X.n_rows, 32, n_threads, should_stop, [&](int64_t first, int64_t last) {
     const Kernels& k = kernels();
     HiddenActivations scratch(net);
     BucketScratch bucket_scratch(*family);
@@ -120,9 +128,10 @@ void predict_scores(const Network& net, const FeatureMatrix& X, float* out, bool
   const int64_t dim = net.last_hidden_size();
   const int64_t n_labels = net.n_labels();
   const Layer& output = net.output;
-  for_row_blocks(X.n_rows, kRowBlock, n_threads, should_stop, [&](int64_t first, int64_t last) {
+  const int64_t row_block = row_block_for(X.n_rows, n_threads);
+  for_row_blocks(X.n_rows, row_block, n_threads, should_stop, [&](int64_t first, int64_t last) {
     HiddenActivations scratch(net);
-    std::vector<float> h(kRowBlock * dim);
+    std::vector<float> h(row_block * dim);
     const int64_t n = last - first;
     hidden_block(net, X, first, last, scratch, h.data());
     float* block_out = out + first * n_labels;
@@ -148,7 +157,8 @@ void predict_scores(const Network& net, const FeatureMatrix& X, float* out, bool
 
 void transform_hidden(const Network& net, const FeatureMatrix& X, float* out, int n_threads) {
   const int64_t dim = net.last_hidden_size();
-  for_row_blocks(X.n_rows, kRowBlock, n_threads, nullptr, [&](int64_t first, int64_t last) {
+  for_row_blocks(X.n_rows, row_block_for(X.n_rows, n_threads), n_threads, nullptr,
+                 [&](int64_t first, int64_t last) {
     HiddenActivations scratch(net);
     hidden_block(net, X, first, last, scratch, out + first * dim);
   });
