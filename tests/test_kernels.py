@@ -47,3 +47,21 @@ def test_simd_kernels_match_generic(xmc_small, restore_kernels, name):
     # Labels agree except where two scores tie to within rounding.
     close = np.isclose(scores[:, :-1], scores[:, 1:], rtol=1e-4, atol=1e-5).any(axis=1)
     np.testing.assert_array_equal(labels[~close], ref_labels[~close])
+
+
+@pytest.mark.parametrize("name", [k for k in available_kernels() if k != "generic"])
+def test_dwta_codes_identical_to_generic(restore_kernels, name):
+    from sklearn_slide._engine import hash_codes
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 128)).astype(np.float32)
+    X[rng.rand(*X.shape) < 0.6] = 0  # ReLU-like sparsity, many empty bins
+    X[:20] = np.round(X[:20])  # ties
+    X[20, :5] = [np.nan, np.inf, -np.inf, 0, 1]
+    X[21] = 0
+    X[22, ::3] = np.nan
+    for dim in (128, 37, 5):  # 37: a bin tail; 5: bins of 5, the portable path
+        select_kernels("generic")
+        expected = hash_codes("dwta", X[:, :dim], 6, 50, 7)
+        select_kernels(name)
+        np.testing.assert_array_equal(hash_codes("dwta", X[:, :dim], 6, 50, 7), expected)

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "slide/kernels.h"
 #include "slide/rng.h"
 
 namespace slide {
@@ -47,26 +48,9 @@ uint32_t DWTAHash::probe(uint32_t bin, uint32_t attempt) const {
 }
 
 void DWTAHash::codes(const float* x, uint32_t* codes, float* /*scratch*/) const {
-  const int m = bin_size_;
   const uint32_t n_bins = static_cast<uint32_t>(n_codes());
-  bool any_empty = false;
-  for (uint32_t b = 0; b < n_bins; ++b) {
-    const uint32_t* c = coords_.data() + static_cast<size_t>(b) * m;
-    // Zeros rank as -inf, below every present value, so a bin of zeros (or NaN,
-    // or -inf) keeps kEmpty. Strict '>' keeps the lowest position on ties. The
-    // selects compile branch-free: on sparse inputs "is it zero" is a coin flip.
-    uint32_t best = kEmpty;
-    float best_value = -std::numeric_limits<float>::infinity();
-    for (int i = 0; i < m; ++i) {
-      const float v = x[c[i]];
-      const float key = v != 0.0f ? v : -std::numeric_limits<float>::infinity();
-      const bool better = key > best_value;
-      best = better ? static_cast<uint32_t>(i) : best;
-      best_value = better ? key : best_value;
-    }
-    codes[b] = best;
-    any_empty |= best == kEmpty;
-  }
+  // The per-bin argmax is the hot loop: a SIMD kernel where the CPU has one.
+  const bool any_empty = kernels().argmax_bins(x, coords_.data(), n_bins, bin_size_, codes, kEmpty);
   if (!any_empty) return;
 
   for (uint32_t b = 0; b < n_bins; ++b) {

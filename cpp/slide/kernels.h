@@ -28,7 +28,17 @@ struct Kernels {
                       int64_t n_cols, int64_t dim, float* out, int64_t out_stride);
   // Adam on n values with gradient g, which is then zeroed (ready for the next batch).
   void (*adam)(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c);
+  // DWTA's inner loop: for each of n_bins bins of m coordinates (coords[b * m ..]),
+  // codes[b] = position of the largest present value x[coord] (present: nonzero,
+  // not NaN, not -inf; ties: lowest position), or `empty` if none is present.
+  // Returns whether some bin was empty.
+  bool (*argmax_bins)(const float* x, const uint32_t* coords, int64_t n_bins, int m,
+                      uint32_t* codes, uint32_t empty);
 };
+
+// The generic argmax_bins, also the fallback of the SIMD sets for bins they do not vectorise.
+bool argmax_bins_portable(const float* x, const uint32_t* coords, int64_t n_bins, int m,
+                          uint32_t* codes, uint32_t empty);
 
 extern const Kernels kGenericKernels;
 extern const Kernels kAvx2Kernels;

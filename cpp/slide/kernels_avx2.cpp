@@ -125,6 +125,8 @@ void adam_avx2(float* w, float* m, float* v, float* g, int64_t n, const AdamCoef
 
 }  // namespace
 
-const Kernels kAvx2Kernels = {"avx2", dot_avx2, axpy_avx2, score_block_avx2, adam_avx2};
+// DWTA bins stay scalar here: an 8-lane gather per bin does not beat the loop.
+const Kernels kAvx2Kernels = {"avx2",    dot_avx2,  axpy_avx2, score_block_avx2,
+                              adam_avx2, argmax_bins_portable};
 
 }  // namespace slide

@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "slide/kernels.h"
@@ -119,9 +120,38 @@ void adam_avx512(float* w, float* m, float* v, float* g, int64_t n, const AdamCo
   }
 }
 
+// Two bins of 8 per 16-lane gather; the max within each group of 8 lanes comes
+// from three permute+max steps, and the first lane equal to it is the code.
+bool argmax_bins_avx512(const float* x, const uint32_t* coords, int64_t n_bins, int m,
+                        uint32_t* codes, uint32_t empty) {
+  if (m != 8) return argmax_bins_portable(x, coords, n_bins, m, codes, empty);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  bool any_empty = false;
+  int64_t b = 0;
+  for (; b + 2 <= n_bins; b += 2) {
+    const __m512i idx = _mm512_loadu_si512(coords + b * 8);
+    const __m512 v = _mm512_i32gather_ps(idx, x, 4);
+    // Present: nonzero, not NaN (ordered compares fail on NaN), above -inf.
+    const __mmask16 present =
+        _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_OQ) & _mm512_cmp_ps_mask(v, neg_inf, _CMP_GT_OQ);
+    const __m512 key = _mm512_mask_blend_ps(present, neg_inf, v);
+    __m512 mx = _mm512_max_ps(key, _mm512_permute_ps(key, 0xB1));  // swap neighbours
+    mx = _mm512_max_ps(mx, _mm512_permute_ps(mx, 0x4E));            // swap pairs
+    mx = _mm512_max_ps(mx, _mm512_shuffle_f32x4(mx, mx, 0xB1));     // swap 128-bit lanes
+    const uint32_t winners = _mm512_cmp_ps_mask(key, mx, _CMP_EQ_OQ) & present;
+    const uint32_t lo = winners & 0xFFu, hi = winners >> 8;
+    codes[b] = lo ? static_cast<uint32_t>(__builtin_ctz(lo)) : empty;
+    codes[b + 1] = hi ? static_cast<uint32_t>(__builtin_ctz(hi)) : empty;
+    any_empty |= !lo || !hi;
+  }
+  if (b < n_bins) any_empty |= argmax_bins_portable(x, coords + b * 8, n_bins - b, 8, codes + b, empty);
+  return any_empty;
+}
+
 }  // namespace
 
-const Kernels kAvx512Kernels = {"avx512", dot_avx512, axpy_avx512, score_block_avx512,
-                                adam_avx512};
+const Kernels kAvx512Kernels = {"avx512",    dot_avx512,  axpy_avx512, score_block_avx512,
+                                adam_avx512, argmax_bins_avx512};
 
 }  // namespace slide

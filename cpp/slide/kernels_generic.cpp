@@ -1,5 +1,6 @@
 // Portable kernels: plain loops with a fixed summation order (the oracle).
 #include <cmath>
+#include <limits>
 
 #include "slide/kernels.h"
 
@@ -49,7 +50,30 @@ void adam_generic(float* w, float* m, float* v, float* g, int64_t n, const AdamC
 
 }  // namespace
 
-const Kernels kGenericKernels = {"generic", dot_generic, axpy_generic, score_block_generic,
-                                 adam_generic};
+bool argmax_bins_portable(const float* x, const uint32_t* coords, int64_t n_bins, int m,
+                          uint32_t* codes, uint32_t empty) {
+  bool any_empty = false;
+  for (int64_t b = 0; b < n_bins; ++b) {
+    const uint32_t* c = coords + b * m;
+    // Absent values rank as -inf, below every present one, so a bin without any
+    // keeps `empty`; strict '>' keeps the lowest position on ties. The selects
+    // compile branch-free: on sparse inputs "is it zero" is a coin flip.
+    uint32_t best = empty;
+    float best_value = -std::numeric_limits<float>::infinity();
+    for (int i = 0; i < m; ++i) {
+      const float v = x[c[i]];
+      const float key = v != 0.0f ? v : -std::numeric_limits<float>::infinity();
+      const bool better = key > best_value;
+      best = better ? static_cast<uint32_t>(i) : best;
+      best_value = better ? key : best_value;
+    }
+    codes[b] = best;
+    any_empty |= best == empty;
+  }
+  return any_empty;
+}
+
+const Kernels kGenericKernels = {"generic",           dot_generic,  axpy_generic,
+                                 score_block_generic, adam_generic, argmax_bins_portable};
 
 }  // namespace slide
