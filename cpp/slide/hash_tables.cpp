@@ -32,47 +32,54 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
     throw std::invalid_argument("hash tables do not match the layer they index");
   if (bucket_size < 1) throw std::invalid_argument("bucket_size must be >= 1");
 
-  // 1. Bucket of every neuron in every table (neuron-major, n x n_tables).
-  std::vector<uint32_t> bucket_of(static_cast<size_t>(n) * n_tables);
+  // 1. Bucket of every neuron in every table, written table-major into the
+  // tables' own id arrays (same size), so no n x n_tables temporary is needed.
+  int32_t* bucket_of = tables.ids;
   ParallelErrors errors;
 #pragma omp parallel num_threads(n_threads)
   {
     // An exception must not leave a worksharing loop early (the other threads
     // would wait at its barrier forever): each iteration catches its own.
     std::unique_ptr<BucketScratch> scratch;
+    std::vector<uint32_t> buckets(n_tables);
     errors.run([&] { scratch = std::make_unique<BucketScratch>(family); });
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       errors.run([&] {
-        bucket_indices_of(family, tables.table_bits, neurons.row(i), *scratch,
-                          bucket_of.data() + i * n_tables);
+        bucket_indices_of(family, tables.table_bits, neurons.row(i), *scratch, buckets.data());
+        for (int t = 0; t < n_tables; ++t) bucket_of[t * n + i] = static_cast<int32_t>(buckets[t]);
       });
     }
   }
-  errors.rethrow();
+  if (errors.failed()) {
+    std::fill(tables.offsets, tables.offsets + n_tables * (tables.n_buckets() + 1), 0);
+    errors.rethrow();
+  }
 
-  // 2. Per table: counting sort by bucket, then trim overfull buckets.
+  // 2. Per table: counting sort by bucket (from a copy of the table's buckets,
+  // since the sorted ids overwrite them), then trim overfull buckets.
   const int64_t n_buckets = tables.n_buckets();
 #pragma omp parallel num_threads(n_threads)
   {
-    std::vector<int32_t> start, sorted, cursor, order;
+    std::vector<int32_t> start, sorted, cursor, order, table_buckets;
     std::vector<uint64_t> keys;
     errors.run([&] {
       start.resize(n_buckets + 1);
       sorted.resize(n);
+      table_buckets.resize(n);
     });
 #pragma omp for schedule(dynamic, 1)
     for (int t = 0; t < n_tables; ++t) {
       errors.run([&] {
+        int32_t* ids = tables.ids + t * n;
+        std::copy(ids, ids + n, table_buckets.begin());
         std::fill(start.begin(), start.end(), 0);
-        for (int64_t i = 0; i < n; ++i) ++start[bucket_of[i * n_tables + t] + 1];
+        for (int64_t i = 0; i < n; ++i) ++start[table_buckets[i] + 1];
         for (int64_t b = 0; b < n_buckets; ++b) start[b + 1] += start[b];
         cursor.assign(start.begin(), start.end() - 1);
-        for (int64_t i = 0; i < n; ++i)
-          sorted[cursor[bucket_of[i * n_tables + t]]++] = static_cast<int32_t>(i);
+        for (int64_t i = 0; i < n; ++i) sorted[cursor[table_buckets[i]]++] = static_cast<int32_t>(i);
 
         int32_t* offsets = tables.offsets + t * (n_buckets + 1);
-        int32_t* ids = tables.ids + t * n;
         int32_t written = 0;
         for (int64_t b = 0; b < n_buckets; ++b) {
           offsets[b] = written;
@@ -102,7 +109,11 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
       });
     }
   }
-  errors.rethrow();
+  if (errors.failed()) {
+    // The id arrays hold bucket numbers now: leave valid (empty) tables behind.
+    std::fill(tables.offsets, tables.offsets + n_tables * (n_buckets + 1), 0);
+    errors.rethrow();
+  }
 }
 
 }  // namespace slide
