@@ -13,7 +13,7 @@ Needs the ``dask`` extra (``pip install "sklearn-slide[dask]"``, which brings
 - :func:`partial_fit_stream` trains one model over data larger than memory by
   a chain of ``partial_fit`` calls, one per row block, with blocks loaded on the
   workers a few steps ahead. The chain is sequential: one model's training
-  (HOGWILD over threads) stays on one machine at a time.
+  (threads sharing its weights) stays on one machine at a time.
 - :func:`cluster_threads` reports, per worker, the cores it sees, what
   ``n_threads=None`` resolves to there and the thread counts these helpers use.
 
@@ -599,9 +599,9 @@ def partial_fit_stream(model, blocks, *, classes=None, epochs=1, client=None,
     soon as its step is done. Neither the client nor any worker ever holds the
     whole data set.
 
-    What scales is the data loading, not the training: one model's HOGWILD
-    training is a single-machine algorithm (its threads share the weights
-    without locks), so each step uses the threads of one worker while the
+    What scales is the data loading, not the training: one model's training
+    is a single-machine algorithm (its threads share the weights and
+    synchronise every batch), so each step uses the threads of one worker while the
     rest of the cluster loads the next blocks. To use several machines at
     once, run several models (a search, :func:`search_on_cluster`) or
     predict (:func:`predict_topk`).

@@ -1,7 +1,5 @@
 #include "slide/forward.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "slide/debug_checks.h"
@@ -32,7 +30,5 @@ void forward_hidden(const Network& net, const FeatureMatrix& X, int64_t row,
     }
   }
 }
-
-int omp_thread_index() { return omp_get_thread_num(); }
 
 }  // namespace slide

@@ -27,7 +27,4 @@ class HiddenActivations {
 void forward_hidden(const Network& net, const FeatureMatrix& X, int64_t row,
                     HiddenActivations& out);
 
-// Thread index inside an OpenMP region (0 outside one).
-int omp_thread_index();
-
 }  // namespace slide

@@ -1,5 +1,8 @@
 #include "slide/trainer.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -11,73 +14,81 @@
 #include "slide/kernels.h"
 #include "slide/parallel.h"
 #include "slide/rng.h"
-#include "slide/zeroed_array.h"
+#include "slide/row_groups.h"
 
 namespace slide {
 namespace {
 
-// Gradients of the rows that sparse inputs and sampled outputs touch: shared by
-// all threads and accumulated without locks (HOGWILD). Weights themselves only
-// change between batches, so forward passes never read a half-written row.
-struct SparseGradients {
-  SparseGradients(const Network& net)
-      : input_rows(net.hidden[0].weight.size()),
-        input_touched(net.n_features()),
-        output_rows(net.output.weight.size()),
-        output_bias(net.n_labels()),
-        output_touched(net.n_labels()) {}
-  ZeroedArray<float> input_rows;
-  ZeroedArray<uint8_t> input_touched;
-  ZeroedArray<float> output_rows;
-  ZeroedArray<float> output_bias;
-  ZeroedArray<uint8_t> output_touched;
+// What each sample of a batch leaves for the batch's update: its activations
+// and deltas per hidden layer, and the (output neuron, delta) pairs of its
+// active set. Samples write only their own slot, so the per-sample phase runs on
+// any number of threads without locks; weights change only between batches.
+struct BatchSlots {
+  BatchSlots(const Network& net, int64_t batch_size)
+      : out_ids(batch_size), out_deltas(batch_size), loss(batch_size),
+        active(batch_size), labelled(batch_size) {
+    for (const Layer& layer : net.hidden) {
+      activations.emplace_back(batch_size * layer.n_out());
+      deltas.emplace_back(batch_size * layer.n_out());
+    }
+  }
+  float* activation(size_t layer, int64_t s) {
+    return activations[layer].data() + s * (activations[layer].size() / loss.size());
+  }
+  float* delta(size_t layer, int64_t s) {
+    return deltas[layer].data() + s * (deltas[layer].size() / loss.size());
+  }
+  std::vector<std::vector<float>> activations;  // per hidden layer: batch x n_out
+  std::vector<std::vector<float>> deltas;       // dLoss/d(pre-activation), same shape
+  std::vector<std::vector<int32_t>> out_ids;    // per sample: its active output neurons
+  std::vector<std::vector<float>> out_deltas;   // and dLoss/dlogit of each
+  std::vector<double> loss;
+  std::vector<int64_t> active;
+  std::vector<char> labelled;
 };
 
-// Everything a thread needs for one sample, allocated once per epoch.
-struct ThreadState {
-  ThreadState(const Network& net, const HashFamily* family)
-      : activations(net), sampler(net.n_labels()) {
-    for (size_t i = 0; i < net.hidden.size(); ++i) {
-      delta.emplace_back(net.hidden[i].n_out());
-      bias_grad.emplace_back(net.hidden[i].n_out(), 0.f);
-      weight_grad.emplace_back(i == 0 ? 0 : net.hidden[i].weight.size(), 0.f);
-    }
-    output_input_grad.resize(net.last_hidden_size());
+// Per-thread scratch for the per-sample phase, allocated once per epoch.
+struct ThreadScratch {
+  ThreadScratch(const Network& net, const HashFamily* family)
+      : activations(net), sampler(net.n_labels()), output_input_grad(net.last_hidden_size()) {
     if (family) {
       buckets.resize(family->n_tables());
       bucket_scratch = std::make_unique<BucketScratch>(*family);
     }
   }
   HiddenActivations activations;
-  std::vector<std::vector<float>> delta;        // dLoss/d(pre-activation), per hidden layer
-  std::vector<std::vector<float>> bias_grad;    // per hidden layer (dense, reduced per batch)
-  std::vector<std::vector<float>> weight_grad;  // hidden layers >= 1 (dense, reduced per batch)
-  std::vector<float> output_input_grad;         // dLoss/d(last hidden activation)
+  ActiveSetSampler sampler;
+  std::vector<float> output_input_grad;  // dLoss/d(last hidden activation)
   std::vector<uint32_t> buckets;
   std::unique_ptr<BucketScratch> bucket_scratch;
-  ActiveSetSampler sampler;
   std::vector<float> logits;
-  double loss = 0.0;
-  int64_t labelled = 0;
-  double active = 0.0;
 };
 
-// Forward and backward pass of one sample over its active output neurons.
+// Forward and backward pass of sample `row` (slot s) over its active output neurons.
 void train_sample(const Network& net, const HashTables* tables, const HashFamily* family,
                   const TrainConfig& config, const FeatureMatrix& X, const LabelMatrix& Y,
-                  int64_t row, float inv_batch, Rng& rng, SparseGradients& grads,
-                  ThreadState& ts) {
+                  int64_t row, int64_t s, float inv_batch, Rng& rng, BatchSlots& slots,
+                  ThreadScratch& ts) {
   const Kernels& k = kernels();
   const int32_t* labels = Y.indices + Y.row_begin(row);
   const int64_t n_labels = Y.row_nnz(row);
+  slots.out_ids[s].clear();
+  slots.out_deltas[s].clear();
+  slots.loss[s] = 0.0;
+  slots.active[s] = 0;
+  slots.labelled[s] = n_labels > 0;
   if (n_labels == 0) return;  // no target distribution: contributes no gradient
 
   forward_hidden(net, X, row, ts.activations);
+  const size_t n_hidden = net.hidden.size();
+  for (size_t i = 0; i < n_hidden; ++i)
+    std::copy(ts.activations.layer(i), ts.activations.layer(i) + net.hidden[i].n_out(),
+              slots.activation(i, s));
   const float* h = ts.activations.last();
   const int64_t dim = net.last_hidden_size();
 
-  if (!config.exact) bucket_indices_of(*family, tables->table_bits, h, *ts.bucket_scratch,
-                                       ts.buckets.data());
+  if (!config.exact)
+    bucket_indices_of(*family, tables->table_bits, h, *ts.bucket_scratch, ts.buckets.data());
   ts.sampler.build_for_training(labels, n_labels, tables, ts.buckets.data(), config.limits,
                                 config.exact, rng);
   const std::vector<int32_t>& active = ts.sampler.ids();
@@ -104,104 +115,108 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
   double loss = 0.0;
   for (int64_t a = 0; a < n_true; ++a)
     loss -= std::log(std::max(double(ts.logits[a]) * inv_norm, 1e-30));
-  ts.loss += loss * target;
-  ts.labelled += 1;
-  ts.active += static_cast<double>(n_active);
+  slots.loss[s] = loss * target;
+  slots.active[s] = n_active;
 
-  // Output layer backward: the true labels come first in the active set.
+  // Output layer: deltas (true labels come first in the active set) and the
+  // gradient flowing into the last hidden layer.
   float* dh = ts.output_input_grad.data();
   std::fill(dh, dh + dim, 0.f);
+  std::vector<int32_t>& ids = slots.out_ids[s];
+  std::vector<float>& deltas = slots.out_deltas[s];
+  ids.assign(active.begin(), active.end());
+  deltas.resize(n_active);
   for (int64_t a = 0; a < n_active; ++a) {
-    const int32_t id = active[a];
     const float p = ts.logits[a] * inv_norm;
     const float delta = (a < n_true ? p - target : p) * inv_batch;
-    k.axpy(delta, out.weight.row(id), dh, dim);
-    k.axpy(delta, h, grads.output_rows.data() + id * dim, dim);
-    grads.output_bias[id] += delta;
-    grads.output_touched[id] = 1;
+    deltas[a] = delta;
+    k.axpy(delta, out.weight.row(active[a]), dh, dim);
   }
 
-  // Hidden layers backward (exact), last to first.
-  for (int64_t i = static_cast<int64_t>(net.hidden.size()) - 1; i >= 0; --i) {
-    const Layer& layer = net.hidden[i];
-    const int64_t n_out = layer.n_out();
-    const float* z = ts.activations.layer(i);
-    const float* upstream = i + 1 == static_cast<int64_t>(net.hidden.size())
-                                ? dh
-                                : nullptr;
-    float* d = ts.delta[i].data();
-    if (upstream) {
-      for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? upstream[o] : 0.f;
+  // Hidden layers, last to first: delta = upstream gradient masked by ReLU'.
+  for (int64_t i = static_cast<int64_t>(n_hidden) - 1; i >= 0; --i) {
+    const int64_t n_out = net.hidden[i].n_out();
+    const float* z = slots.activation(i, s);
+    float* d = slots.delta(i, s);
+    if (i + 1 == static_cast<int64_t>(n_hidden)) {
+      for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? dh[o] : 0.f;
     } else {
-      // d_i = (W_{i+1}^T d_{i+1}) masked by ReLU'
       const Layer& next = net.hidden[i + 1];
-      const float* d_next = ts.delta[i + 1].data();
+      const float* d_next = slots.delta(i + 1, s);
       std::fill(d, d + n_out, 0.f);
       for (int64_t o = 0; o < next.n_out(); ++o)
         if (d_next[o] != 0.f) k.axpy(d_next[o], next.weight.row(o), d, n_out);
       for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? d[o] : 0.f;
     }
-    float* gb = ts.bias_grad[i].data();
-    for (int64_t o = 0; o < n_out; ++o) gb[o] += d[o];
-    if (i > 0) {
-      const float* z_prev = ts.activations.layer(i - 1);
-      const int64_t n_in = layer.weight.cols;
-      float* gw = ts.weight_grad[i].data();
-      for (int64_t o = 0; o < n_out; ++o)
-        if (d[o] != 0.f) k.axpy(d[o], z_prev, gw + o * n_in, n_in);
-    } else {
-      for (int64_t p = X.row_begin(row); p < X.row_end(row); ++p) {
-        const int32_t j = X.indices[p];
-        SLIDE_ASSERT_INDEX(j, net.n_features());
-        k.axpy(X.data[p], d, grads.input_rows.data() + int64_t{j} * n_out, n_out);
-        grads.input_touched[j] = 1;
-      }
+  }
+}
+
+// Lazy Adam on every grouped row. A row's gradient is the sum, in sample order,
+// of weight * (the sample's last hidden activation) for output neurons (weight =
+// dLoss/dlogit, also summed into the neuron's bias), or weight * (the sample's
+// first-layer delta) for input features (weight = feature value). Rows are
+// independent: parallel.
+void update_grouped_rows(const AdamStep& adam, Layer& layer, const RowGroups& groups,
+                         BatchSlots& slots, bool output_layer, int n_threads) {
+  const int64_t cols = layer.weight.cols;
+  ParallelErrors errors;
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<float> grad(cols, 0.f);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t g = 0; g < groups.n_groups(); ++g) {
+      errors.run([&] {
+        const int64_t r = groups.rows()[g];
+        SLIDE_ASSERT_INDEX(r, layer.weight.rows);
+        float bias_grad = 0.f;
+        for (int64_t e = groups.begin(g); e < groups.end(g); ++e) {
+          const int32_t s = groups.sample(e);
+          const float w = groups.weight(e);
+          // Output rows: delta * h; input rows: x * (first layer's delta).
+          const float* v = output_layer ? slots.activation(slots.activations.size() - 1, s)
+                                        : slots.delta(0, s);
+          kernels().axpy(w, v, grad.data(), cols);
+          if (output_layer) bias_grad += w;
+        }
+        const int64_t last = layer.row_step[r];
+        adam.update(layer.weight.row(r), layer.weight.adam_m + r * cols,
+                    layer.weight.adam_v + r * cols, grad.data(), cols, last);
+        if (output_layer)
+          adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r,
+                      &bias_grad, 1, last);
+        layer.row_step[r] = adam.step();
+      });
     }
   }
+  errors.rethrow();
 }
 
-// Lazy Adam on every row flagged in `touched`, then clears its gradient and flag.
-void update_touched_rows(const AdamStep& adam, Layer& layer, float* grad_rows, float* grad_bias,
-                         uint8_t* touched, int n_threads) {
-  const int64_t n_rows = layer.weight.rows;
-  const int64_t cols = layer.weight.cols;
-  const bool row_bias = grad_bias != nullptr;
-#pragma omp parallel for num_threads(n_threads) schedule(static, 1024)
-  for (int64_t r = 0; r < n_rows; ++r) {
-    if (!touched[r]) continue;
-    const int64_t last = layer.row_step[r];
-    float* g = grad_rows + r * cols;
-    adam.update(layer.weight.value + r * cols, layer.weight.adam_m + r * cols,
-                layer.weight.adam_v + r * cols, g, cols, last);
-    if (row_bias)
-      adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r,
-                  grad_bias + r, 1, last);
-    layer.row_step[r] = adam.step();
-    touched[r] = 0;
-  }
-}
-
-// Sums the per-thread dense gradients (in thread order: deterministic for a
-// given thread count) and applies Adam to them, then clears them.
-void update_dense_params(const AdamStep& adam, Network& net,
-                         std::vector<std::unique_ptr<ThreadState>>& threads) {
+// Dense parameters (hidden biases, hidden layers after the first): gradients
+// summed over the batch's samples in order, then one Adam step each.
+void update_dense_params(const AdamStep& adam, Network& net, BatchSlots& slots, int64_t n,
+                         std::vector<std::vector<float>>& weight_grads, int n_threads) {
+  const Kernels& k = kernels();
   for (size_t i = 0; i < net.hidden.size(); ++i) {
     Layer& layer = net.hidden[i];
-    std::vector<float>& gb = threads[0]->bias_grad[i];
-    std::vector<float>& gw = threads[0]->weight_grad[i];
-    for (size_t t = 1; t < threads.size(); ++t) {
-      std::vector<float>& other_b = threads[t]->bias_grad[i];
-      std::vector<float>& other_w = threads[t]->weight_grad[i];
-      for (size_t j = 0; j < gb.size(); ++j) gb[j] += other_b[j];
-      for (size_t j = 0; j < gw.size(); ++j) gw[j] += other_w[j];
-      std::fill(other_b.begin(), other_b.end(), 0.f);
-      std::fill(other_w.begin(), other_w.end(), 0.f);
+    const int64_t n_out = layer.n_out();
+    std::vector<float> bias_grad(n_out, 0.f);
+    for (int64_t s = 0; s < n; ++s)
+      if (slots.labelled[s]) k.axpy(1.0f, slots.delta(i, s), bias_grad.data(), n_out);
+    adam.update(layer.bias.value, layer.bias.adam_m, layer.bias.adam_v, bias_grad.data(), n_out,
+                0);
+    if (i == 0) continue;
+    const int64_t n_in = layer.weight.cols;
+    std::vector<float>& grad = weight_grads[i];
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t o = 0; o < n_out; ++o) {
+      float* g = grad.data() + o * n_in;
+      for (int64_t s = 0; s < n; ++s) {
+        const float d = slots.labelled[s] ? slots.delta(i, s)[o] : 0.f;
+        if (d != 0.f) k.axpy(d, slots.activation(i - 1, s), g, n_in);
+      }
     }
-    adam.update(layer.bias.value, layer.bias.adam_m, layer.bias.adam_v, gb.data(),
-                layer.bias.size(), 0);
-    if (i > 0)
-      adam.update(layer.weight.value, layer.weight.adam_m, layer.weight.adam_v, gw.data(),
-                  layer.weight.size(), 0);
+    adam.update(layer.weight.value, layer.weight.adam_m, layer.weight.adam_v, grad.data(),
+                layer.weight.size(), 0);
   }
 }
 
@@ -226,22 +241,29 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
                        const TrainConfig& config, TrainSchedule& schedule,
                        const StopCheck& should_stop) {
   if (!config.exact && !tables) throw std::invalid_argument("sampled training needs hash tables");
+  if (config.batch_size > INT32_MAX) throw std::invalid_argument("batch_size is too large");
   const int n_threads = config.n_threads < 1 ? 1 : config.n_threads;
   std::unique_ptr<HashFamily> family;
   if (!config.exact) family = output_family(net, *tables, config, schedule.hash_seed);
 
-  SparseGradients grads(net);
-  std::vector<std::unique_ptr<ThreadState>> threads;
+  const int64_t batch = std::min(config.batch_size, std::max<int64_t>(n_order, 1));
+  BatchSlots slots(net, batch);
+  RowGroups output_groups(net.n_labels()), input_groups(net.n_features());
+  std::vector<std::vector<float>> weight_grads;
+  for (const Layer& layer : net.hidden) weight_grads.emplace_back(
+      &layer == &net.hidden[0] ? 0 : layer.weight.size(), 0.f);
+  std::vector<std::unique_ptr<ThreadScratch>> scratch;
   for (int t = 0; t < n_threads; ++t)
-    threads.push_back(std::make_unique<ThreadState>(net, family.get()));
-
+    scratch.push_back(std::make_unique<ThreadScratch>(net, family.get()));
   const AdamDecayTable adam_decay(config.adam);
+
   EpochStats stats;
   using Clock = std::chrono::steady_clock;
   auto last_check = Clock::now();
   ParallelErrors errors;
-  for (int64_t begin = 0; begin < n_order; begin += config.batch_size) {
-    const int64_t end = std::min(n_order, begin + config.batch_size);
+  for (int64_t begin = 0; begin < n_order; begin += batch) {
+    const int64_t end = std::min(n_order, begin + batch);
+    const int64_t n = end - begin;
 
     if (!config.exact && schedule.step >= schedule.next_rehash_step) {
       const bool new_functions = config.rebuild_every > 0 && schedule.n_rehashes > 0 &&
@@ -259,41 +281,53 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
       schedule.rehash_interval *= config.rehash_growth;
     }
 
-    const float inv_batch = 1.0f / static_cast<float>(end - begin);
+    // 1. Per sample, in parallel: forward, sampled softmax, backward into its slot.
+    const float inv_batch = 1.0f / static_cast<float>(n);
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 2)
-    for (int64_t i = begin; i < end; ++i) {
+    for (int64_t s = 0; s < n; ++s) {
       errors.run([&] {
         // A stream per sample: its negatives do not depend on the thread that runs it.
-        Rng rng(config.seed, static_cast<uint64_t>(schedule.samples_seen + (i - begin)));
-        ThreadState& ts = *threads[omp_thread_index()];
-        train_sample(net, tables, family.get(), config, X, Y, order[i], inv_batch, rng, grads, ts);
+        Rng rng(config.seed, static_cast<uint64_t>(schedule.samples_seen + s));
+        train_sample(net, tables, family.get(), config, X, Y, order[begin + s], s, inv_batch,
+                     rng, slots, *scratch[omp_get_thread_num()]);
       });
     }
     errors.rethrow();
 
+    // 2. Batch statistics and the divergence check, before any weight changes.
     double batch_loss = 0.0;
-    for (auto& ts : threads) {
-      batch_loss += ts->loss;
-      stats.loss_sum += ts->loss;
-      stats.n_labelled += ts->labelled;
-      stats.active_sum += ts->active;
-      ts->loss = 0.0;
-      ts->labelled = 0;
-      ts->active = 0.0;
+    for (int64_t s = 0; s < n; ++s) {
+      batch_loss += slots.loss[s];
+      stats.n_labelled += slots.labelled[s];
+      stats.active_sum += static_cast<double>(slots.active[s]);
     }
+    stats.loss_sum += batch_loss;
     if (!std::isfinite(batch_loss))
-      throw std::runtime_error(
-          "training diverged: the loss is not finite; lower learning_rate");
+      throw std::runtime_error("training diverged: the loss is not finite; lower learning_rate");
 
+    // 3. Group the sparse contributions by row, in sample order.
+    output_groups.clear();
+    input_groups.clear();
+    for (int64_t s = 0; s < n; ++s) {
+      const auto& ids = slots.out_ids[s];
+      for (size_t a = 0; a < ids.size(); ++a)
+        output_groups.add(ids[a], static_cast<int32_t>(s), slots.out_deltas[s][a]);
+      if (!slots.labelled[s]) continue;
+      const int64_t row = order[begin + s];
+      for (int64_t p = X.row_begin(row); p < X.row_end(row); ++p)
+        input_groups.add(X.indices[p], static_cast<int32_t>(s), X.data[p]);
+    }
+    output_groups.finish();
+    input_groups.finish();
+
+    // 4. One Adam step: touched output and input rows lazily, the rest densely.
     schedule.step += 1;
     const AdamStep adam(config.adam, adam_decay, schedule.step);
-    update_dense_params(adam, net, threads);
-    update_touched_rows(adam, net.hidden[0], grads.input_rows.data(), nullptr,
-                        grads.input_touched.data(), n_threads);
-    update_touched_rows(adam, net.output, grads.output_rows.data(), grads.output_bias.data(),
-                        grads.output_touched.data(), n_threads);
-    schedule.samples_seen += end - begin;
-    stats.n_samples += end - begin;
+    update_grouped_rows(adam, net.output, output_groups, slots, true, n_threads);
+    update_grouped_rows(adam, net.hidden[0], input_groups, slots, false, n_threads);
+    update_dense_params(adam, net, slots, n, weight_grads, n_threads);
+    schedule.samples_seen += n;
+    stats.n_samples += n;
 
     const auto now = Clock::now();
     if (should_stop && now - last_check > std::chrono::milliseconds(50)) {

@@ -1,6 +1,9 @@
-// One epoch of SLIDE training: HOGWILD over the samples of each batch, sampled
-// softmax over each sample's active set, lazy Adam on the rows that received a
-// gradient, and the rehash / rebuild schedule of the output layer's tables.
+// One epoch of SLIDE training. Per batch: the samples run in parallel (forward,
+// sampled softmax over the sample's active set, backward), each into its own
+// slot; then each touched row's gradient is summed in sample order and updated
+// by lazy Adam (rows in parallel). Unlike SLIDE's HOGWILD, no gradient row is
+// written by two threads, so no update is lost and the result does not depend on
+// the thread count. Also the rehash / rebuild schedule of the output tables.
 #pragma once
 
 #include <cstdint>
