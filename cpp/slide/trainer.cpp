@@ -156,6 +156,8 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
 // dLoss/dlogit, also summed into the neuron's bias), or weight * (the sample's
 // first-layer delta) for input features (weight = feature value). Rows are
 // independent: parallel.
+constexpr int64_t kPrefetchRows = 4;
+
 void update_grouped_rows(const AdamStep& adam, Layer& layer, const RowGroups& groups,
                          BatchSlots& slots, bool output_layer, int n_threads) {
   const int64_t cols = layer.weight.cols;
@@ -166,6 +168,16 @@ void update_grouped_rows(const AdamStep& adam, Layer& layer, const RowGroups& gr
 #pragma omp for schedule(dynamic, 64)
     for (int64_t g = 0; g < groups.n_groups(); ++g) {
       errors.run([&] {
+        // Rows are scattered over memory: fetch a later row's weights and moments
+        // while this one is summed and updated (Adam is bound by these misses).
+        if (g + kPrefetchRows < groups.n_groups()) {
+          const int64_t ahead = groups.rows()[g + kPrefetchRows] * cols;
+          for (int64_t c = 0; c < cols; c += 16) {
+            __builtin_prefetch(layer.weight.value + ahead + c, 1);
+            __builtin_prefetch(layer.weight.adam_m + ahead + c, 1);
+            __builtin_prefetch(layer.weight.adam_v + ahead + c, 1);
+          }
+        }
         const int64_t r = groups.rows()[g];
         SLIDE_ASSERT_INDEX(r, layer.weight.rows);
         float bias_grad = 0.f;
