@@ -13,8 +13,10 @@ import argparse
 import gzip
 import os
 import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -67,15 +69,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small file (~5 MB)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per reader (best is shown)")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results; "
+                        "./results-quick with --quick)")
     args = parser.parse_args()
+    lines = []
+
+    def emit(text):
+        print(text, flush=True)
+        lines.append(text)
 
     # About 1.4 kB of text per row at the default 75 non-zeros per row.
     n_samples = 3_700 if args.quick else 37_000
     X, Y = make_extreme_multilabel(n_samples, 100_000, 30_000, random_state=0)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"numpy {np.__version__}, {time.strftime('%Y-%m-%d')}")
-    print(f"# data: {X.shape[0]} rows, {X.nnz} features nnz, {Y.nnz} labels nnz")
-    print(f"{'file':<10} {'MB':>7} {'reader':<12} {'seconds':>8} {'text MB/s':>9} {'speed-up':>8}")
+    emit(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+         f"numpy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, "
+         f"load average {os.getloadavg()[0]:.1f}")
+    emit(f"# data: {X.shape[0]} rows, {X.nnz} features nnz, {Y.nnz} labels nnz")
+    emit(f"{'file':<12} {'MB':>7} {'reader':<12} {'seconds':>8} {'text MB/s':>9} {'speed-up':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("train.txt", "train.txt.gz"):
             path = os.path.join(tmp, name)
@@ -87,8 +97,14 @@ def main():
             t_slow, (X2, Y2) = best_time(load_xc_python, path, 1 if not args.quick else args.repeat)
             assert (X1 != X2).nnz == 0 and (Y1 != Y2).nnz == 0, "readers disagree"
             for reader, seconds in (("load_xc", t_fast), ("pure Python", t_slow)):
-                print(f"{name:<10} {size:7.1f} {reader:<12} {seconds:8.2f} "
-                      f"{text_size / seconds:9.1f} {t_slow / seconds:7.1f}x")
+                emit(f"{name:<12} {size:7.1f} {reader:<12} {seconds:8.2f} "
+                     f"{text_size / seconds:9.1f} {t_slow / seconds:7.1f}x")
+    out = Path(args.out) if args.out else (
+        Path.cwd() / "results-quick" if args.quick else Path(__file__).resolve().parent / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python", "benchmarks/bench_xc_reader.py"] + sys.argv[1:])
+    (out / "xc_reader.md").write_text(
+        f"Command: `{command}`\n\n```\n" + "\n".join(lines) + "\n```\n")
 
 
 if __name__ == "__main__":

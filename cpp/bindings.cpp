@@ -7,6 +7,8 @@
 
 #include <omp.h>
 
+#include <climits>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -37,6 +39,37 @@ T* buffer(const py::array& a, const char* name, bool writable) {
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
+// Threads one native call may start: libgomp exits the process when it cannot
+// create a thread, so absurd counts are refused (the estimator allows 1024).
+constexpr int kMaxThreads = 1024;
+
+void check_n_threads(int n_threads) {
+  if (n_threads < 1 || n_threads > kMaxThreads)
+    throw py::value_error("n_threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                          std::to_string(n_threads));
+}
+
+// rows * cols of a parameter: sizes come from pickled state, so an overflow
+// (which could make a tiny array pass the size check) is an error.
+int64_t checked_size(int64_t rows, int64_t cols, const std::string& name) {
+  if (rows < 0 || cols < 0 || (cols > 0 && rows > INT64_MAX / cols))
+    throw py::value_error(name + ": shape " + std::to_string(rows) + " x " + std::to_string(cols) +
+                          " is out of range");
+  return rows * cols;
+}
+
+// Hash family arguments: the engine stores dim, K and L as int and K * L codes per vector.
+void check_hash_shape(int64_t dim, int64_t codes_per_table, int64_t n_tables) {
+  if (dim < 1 || dim > INT_MAX) throw py::value_error("hash input dimension out of range");
+  if (codes_per_table < 1 || codes_per_table > 1024)
+    throw py::value_error("codes_per_table must be in [1, 1024], got " +
+                          std::to_string(codes_per_table));
+  if (n_tables < 1 || n_tables > 65535)
+    throw py::value_error("n_tables must be in [1, 65535], got " + std::to_string(n_tables));
+  if (codes_per_table * n_tables > (int64_t{1} << 24))
+    throw py::value_error("codes_per_table * n_tables must be at most 2**24");
+}
+
 void expect_size(const py::array& a, int64_t size, const char* name) {
   if (a.size() != size)
     throw py::value_error(std::string(name) + ": expected " + std::to_string(size) +
@@ -50,14 +83,15 @@ slide::Param param(const py::dict& d, const std::string& key, int64_t rows, int6
   p.cols = cols;
   const py::array value = d[key.c_str()];
   p.value = buffer<float>(value, key.c_str(), writable);
-  expect_size(value, rows * cols, key.c_str());
+  const int64_t size = checked_size(rows, cols, key);
+  expect_size(value, size, key.c_str());
   if (with_moments) {
     const std::string m = key + "_adam_m", v = key + "_adam_v";
     const py::array am = d[m.c_str()], av = d[v.c_str()];
     p.adam_m = buffer<float>(am, m.c_str(), true);
     p.adam_v = buffer<float>(av, v.c_str(), true);
-    expect_size(am, rows * cols, m.c_str());
-    expect_size(av, rows * cols, v.c_str());
+    expect_size(am, size, m.c_str());
+    expect_size(av, size, v.c_str());
   }
   return p;
 }
@@ -67,7 +101,7 @@ slide::Network network_from(const py::dict& params, bool training) {
   const auto sizes = params["layer_sizes"].cast<std::vector<int64_t>>();
   if (sizes.size() < 3) throw py::value_error("layer_sizes needs input, hidden and output sizes");
   for (int64_t s : sizes)
-    if (s < 1) throw py::value_error("layer sizes must be positive");
+    if (s < 1 || s > INT_MAX) throw py::value_error("layer sizes must be in [1, 2**31 - 1]");
   slide::Network net;
   const size_t n_hidden = sizes.size() - 2;
   for (size_t i = 0; i < n_hidden; ++i) {
@@ -94,19 +128,25 @@ slide::Network network_from(const py::dict& params, bool training) {
   return net;
 }
 
-slide::HashTables tables_from(const py::dict& t, int64_t n_neurons, bool writable) {
+// `check_contents`: the tables will be read before being rebuilt (prediction,
+// and training, which samples from them until its first rehash), so every
+// offset and id is checked: a corrupted model must not make lookups read out
+// of bounds. rebuild_tables overwrites them and skips the scan.
+slide::HashTables tables_from(const py::dict& t, int64_t n_neurons, bool writable,
+                              bool check_contents) {
   slide::HashTables tables;
   tables.n_tables = t["n_tables"].cast<int>();
   tables.table_bits = t["table_bits"].cast<int>();
   tables.n_neurons = n_neurons;
-  if (tables.n_tables < 1 || tables.table_bits < 1 || tables.table_bits > 30)
+  if (tables.n_tables < 1 || tables.n_tables > 65535 || tables.table_bits < 1 ||
+      tables.table_bits > 30)
     throw py::value_error("invalid hash table shape");
   const py::array offsets = t["offsets"], ids = t["ids"];
   tables.offsets = buffer<int32_t>(offsets, "offsets", writable);
   tables.ids = buffer<int32_t>(ids, "ids", writable);
   expect_size(offsets, tables.n_tables * (tables.n_buckets() + 1), "offsets");
-  expect_size(ids, tables.n_tables * n_neurons, "ids");
-  if (!writable) {  // stored tables: check them once so lookups cannot read out of bounds
+  expect_size(ids, checked_size(tables.n_tables, n_neurons, "ids"), "ids");
+  if (check_contents) {
     for (int tb = 0; tb < tables.n_tables; ++tb) {
       const int32_t* off = tables.offsets + tb * (tables.n_buckets() + 1);
       const int32_t* id = tables.ids + tb * n_neurons;
@@ -169,8 +209,20 @@ slide::TrainConfig train_config_from(const py::dict& c) {
   config.seed = c["seed"].cast<uint64_t>();
   config.rehash_growth = c["rehash_growth"].cast<double>();
   config.rebuild_every = c["rebuild_every"].cast<int64_t>();
-  if (config.batch_size < 1 || config.n_threads < 1 || config.bucket_size < 1)
-    throw py::value_error("batch_size, n_threads and bucket_size must be >= 1");
+  if (config.batch_size < 1 || config.bucket_size < 1)
+    throw py::value_error("batch_size and bucket_size must be >= 1");
+  check_n_threads(config.n_threads);
+  if (config.codes_per_table < 1 || config.codes_per_table > 1024)
+    throw py::value_error("hash_bits must be in [1, 1024]");
+  if (config.limits.min_active < 0 || config.limits.max_active < 1)
+    throw py::value_error("min_active must be >= 0 and max_active >= 1");
+  if (!(config.adam.learning_rate > 0.f) || !std::isfinite(config.adam.learning_rate) ||
+      !(config.adam.beta1 >= 0.f && config.adam.beta1 < 1.f) ||
+      !(config.adam.beta2 >= 0.f && config.adam.beta2 < 1.f) || !(config.adam.epsilon > 0.f))
+    throw py::value_error("learning_rate must be finite and > 0, betas in [0, 1), epsilon > 0");
+  if (!(config.rehash_growth >= 1.0) || !std::isfinite(config.rehash_growth) ||
+      config.rebuild_every < 0)
+    throw py::value_error("rehash_growth must be finite and >= 1, rebuild_every >= 0");
   return config;
 }
 
@@ -182,7 +234,20 @@ slide::TrainSchedule schedule_from(const py::dict& s) {
   schedule.rehash_interval = s["rehash_interval"].cast<double>();
   schedule.n_rehashes = s["n_rehashes"].cast<int64_t>();
   schedule.hash_seed = s["hash_seed"].cast<uint64_t>();
+  if (schedule.step < 0 || schedule.samples_seen < 0 || schedule.n_rehashes < 0 ||
+      !(schedule.rehash_interval >= 1.0))
+    throw py::value_error("corrupt training schedule (negative counters or rehash_interval < 1)");
   return schedule;
+}
+
+// Lazy Adam computes the steps a row skipped as step - row_step - 1: a row step
+// beyond the schedule's step (a corrupted model) would be a negative gap.
+void check_row_steps(const slide::Layer& layer, int64_t n_rows, int64_t step, const char* name) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    if (layer.row_step[r] < 0 || layer.row_step[r] > step)
+      throw py::value_error(std::string("corrupt model: ") + name + " holds step " +
+                            std::to_string(layer.row_step[r]) + " outside [0, " +
+                            std::to_string(step) + "]");
 }
 
 void store_schedule(const slide::TrainSchedule& schedule, py::dict& s) {
@@ -237,6 +302,7 @@ PYBIND11_MODULE(_slide_core, m) {
   m.def(
       "code_bits",
       [](const std::string& family, int dim, int codes_per_table) {
+        check_hash_shape(dim, codes_per_table, 1);
         const auto f = slide::make_hash_family(slide::parse_hash_kind(family), dim,
                                                codes_per_table, 1, 0);
         return slide::bits_per_code(f->code_range());
@@ -249,6 +315,7 @@ PYBIND11_MODULE(_slide_core, m) {
          uint64_t seed) {
         const auto x = dense_matrix(X, "X");
         const int64_t n = x.shape(0), dim = x.shape(1);
+        check_hash_shape(dim, codes_per_table, n_tables);
         const auto f = slide::make_hash_family(slide::parse_hash_kind(family),
                                                static_cast<int>(dim), codes_per_table, n_tables,
                                                seed);
@@ -273,6 +340,7 @@ PYBIND11_MODULE(_slide_core, m) {
         const auto x = dense_matrix(X, "X");
         if (table_bits < 1 || table_bits > 30) throw py::value_error("table_bits must be in [1, 30]");
         const int64_t n = x.shape(0), dim = x.shape(1);
+        check_hash_shape(dim, codes_per_table, n_tables);
         const auto f = slide::make_hash_family(slide::parse_hash_kind(family),
                                                static_cast<int>(dim), codes_per_table, n_tables,
                                                seed);
@@ -305,8 +373,11 @@ PYBIND11_MODULE(_slide_core, m) {
           if (rows[i] < 0 || rows[i] >= X.n_rows) throw py::value_error("order: row out of range");
         const slide::TrainConfig config = train_config_from(config_dict);
         slide::HashTables tables;
-        if (!config.exact) tables = tables_from(tables_obj.cast<py::dict>(), net.n_labels(), true);
+        if (!config.exact)
+          tables = tables_from(tables_obj.cast<py::dict>(), net.n_labels(), true, true);
         slide::TrainSchedule schedule = schedule_from(schedule_dict);
+        check_row_steps(net.hidden[0], net.n_features(), schedule.step, "input_row_step");
+        check_row_steps(net.output, net.n_labels(), schedule.step, "output_row_step");
         slide::EpochStats stats;
         try {
           run_without_gil([&] {
@@ -335,7 +406,7 @@ PYBIND11_MODULE(_slide_core, m) {
       "rebuild_tables",
       [](py::dict params, py::dict tables_dict, py::dict config_dict, py::dict schedule_dict) {
         const slide::Network net = network_from(params, false);
-        slide::HashTables tables = tables_from(tables_dict, net.n_labels(), true);
+        slide::HashTables tables = tables_from(tables_dict, net.n_labels(), true, false);
         const slide::TrainConfig config = train_config_from(config_dict);
         const slide::TrainSchedule schedule = schedule_from(schedule_dict);
         py::gil_scoped_release release;
@@ -350,7 +421,7 @@ PYBIND11_MODULE(_slide_core, m) {
         const slide::Network net = network_from(params, false);
         const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
         if (k < 1) throw py::value_error("k must be >= 1");
-        if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+        check_n_threads(n_threads);
         py::array_t<int32_t> labels({X.n_rows, k});
         py::array_t<float> scores({X.n_rows, k});
         slide::TopKOutput out{labels.mutable_data(), scores.mutable_data(), k};
@@ -358,11 +429,12 @@ PYBIND11_MODULE(_slide_core, m) {
           run_without_gil([&] { slide::predict_topk_exact(net, X, out, n_threads, python_signal_pending); });
         } else {
           const py::dict q = lsh.cast<py::dict>();
-          const slide::HashTables tables = tables_from(q["tables"], net.n_labels(), false);
+          const slide::HashTables tables = tables_from(q["tables"], net.n_labels(), false, true);
           const py::array fallback = q["fallback"];
           slide::LshQuery query;
           query.hash_kind = slide::parse_hash_kind(q["hash_family"].cast<std::string>());
           query.codes_per_table = q["hash_bits"].cast<int>();
+          check_hash_shape(net.last_hidden_size(), query.codes_per_table, tables.n_tables);
           query.hash_seed = q["hash_seed"].cast<uint64_t>();
           query.max_candidates = std::max<int64_t>(q["max_candidates"].cast<int64_t>(), k);
           query.fallback = buffer<int32_t>(fallback, "fallback", false);
@@ -385,7 +457,7 @@ PYBIND11_MODULE(_slide_core, m) {
          const py::array& x_data, bool softmax, int n_threads) {
         const slide::Network net = network_from(params, false);
         const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
-        if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+        check_n_threads(n_threads);
         py::array_t<float> out({X.n_rows, net.n_labels()});
         float* op = out.mutable_data();
         run_without_gil(
@@ -401,7 +473,7 @@ PYBIND11_MODULE(_slide_core, m) {
          const py::array& x_data, int n_threads) {
         const slide::Network net = network_from(params, false);
         const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
-        if (n_threads < 1) throw py::value_error("n_threads must be >= 1");
+        check_n_threads(n_threads);
         py::array_t<float> out({X.n_rows, net.last_hidden_size()});
         float* op = out.mutable_data();
         run_without_gil([&] { slide::transform_hidden(net, X, op, n_threads); });

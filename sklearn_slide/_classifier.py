@@ -1,6 +1,7 @@
 """SlideClassifier: the scikit-learn estimator around the SLIDE engine."""
 
 import time
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -8,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_consistent_length, check_is_fitted
 
 from . import _network_state as state
 from ._compat import Interval, StrOptions, _fit_context, validate_data
@@ -25,6 +26,13 @@ DENSE_OUTPUT_LIMIT_BYTES = 2**30
 
 HASH_FAMILIES = ("simhash", "wta", "dwta", "minhash")
 
+# Upper bounds of integer parameters: what the engine's C++ types hold (int,
+# int64 with headroom for sums), and a thread count OpenMP can create (libgomp
+# exits the process when it cannot start a thread).
+_INT32_MAX = 2**31 - 1
+_INT62_MAX = 2**62
+MAX_THREADS = 1024
+
 
 class SlideClassifier(ClassifierMixin, BaseEstimator):
     """Wide softmax network trained with SLIDE's hash-sampled active sets.
@@ -34,8 +42,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
     hash tables of the neurons' weight rows retrieve, per sample, the neurons
     likely to score high; forward, softmax and backward run only over those, the
     sample's true labels and a few random negatives (the active set). Samples of
-    a batch are trained in parallel without locks (HOGWILD); Adam updates only the
-    rows that received a gradient.
+    a batch are trained in parallel; each touched row's gradient is then summed
+    in sample order (no lost updates, unlike SLIDE's HOGWILD, and the same
+    result for any thread count) and Adam updates only those rows.
 
     Parameters
     ----------
@@ -85,7 +94,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         Shuffle the training rows each epoch.
     n_threads : int or None, default=None
         Threads of the engine. None: OpenMP's default at call time (honours
-        OMP_NUM_THREADS and threadpoolctl). ``n_threads=1`` makes ``fit`` bit-reproducible.
+        OMP_NUM_THREADS and threadpoolctl). Results do not depend on it: with a
+        fixed ``random_state``, ``fit`` is bit-reproducible for any thread count.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, hash functions and negative sampling.
     verbose : int, default=0
@@ -129,20 +139,20 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         "hash_family": [StrOptions({"auto", *HASH_FAMILIES}), None],
         "hash_bits": [Interval(Integral, 1, 32, closed="both")],
         "n_tables": [Interval(Integral, 1, 4096, closed="both")],
-        "bucket_size": [Interval(Integral, 1, None, closed="left")],
+        "bucket_size": [Interval(Integral, 1, _INT32_MAX, closed="both")],
         "bucket_policy": [StrOptions({"fifo", "reservoir"})],
-        "min_active": [Interval(Integral, 0, None, closed="left")],
-        "max_active": [Interval(Integral, 1, None, closed="left")],
+        "min_active": [Interval(Integral, 0, _INT62_MAX, closed="both")],
+        "max_active": [Interval(Integral, 1, _INT62_MAX, closed="both")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, _INT62_MAX, closed="both")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "rehash_interval": [Interval(Integral, 1, None, closed="left")],
+        "rehash_interval": [Interval(Integral, 1, _INT62_MAX, closed="both")],
         "rehash_growth": [Interval(Real, 1, None, closed="left")],
-        "rebuild_every": [Interval(Integral, 0, None, closed="left")],
+        "rebuild_every": [Interval(Integral, 0, _INT62_MAX, closed="both")],
         "inference": [StrOptions({"exact", "lsh"})],
         "predict_k": [Interval(Integral, 1, None, closed="left"), None],
         "shuffle": ["boolean"],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -213,6 +223,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : SlideClassifier
         """
+        with self._input_attributes_restored_on_error():
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         continuing = self.warm_start and hasattr(self, "_network")
         X, y = self._validate_training_data(X, y, reset=not continuing)
         kind = target_kind(y)
@@ -246,6 +260,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : SlideClassifier
         """
+        with self._input_attributes_restored_on_error():
+            return self._partial_fit(X, y, classes)
+
+    def _partial_fit(self, X, y, classes):
         first_call = not hasattr(self, "_network")
         if first_call:
             self._validate_params()
@@ -279,9 +297,30 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         self._commit(fitted)
         return self
 
+    @contextmanager
+    def _input_attributes_restored_on_error(self):
+        """A failed or interrupted fit leaves the estimator as it was: validation
+        (reset=True) sets n_features_in_ before training, so it is restored."""
+        names = ("n_features_in_", "feature_names_in_")
+        saved = {name: getattr(self, name) for name in names if hasattr(self, name)}
+        try:
+            yield
+        except BaseException:
+            for name in names:
+                if name in saved:
+                    setattr(self, name, saved[name])
+                elif hasattr(self, name):
+                    delattr(self, name)
+            raise
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_network")
+
     def _validate_training_data(self, X, y, reset):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
+        _check_sparse_structure(X, "X")
+        _check_sparse_structure(y, "y")
         X, y = validate_data(
             self, X, y, accept_sparse="csr", dtype=np.float32, multi_output=True, reset=reset
         )
@@ -317,6 +356,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         n_labels = len(classes)
         family = self._resolved_hash_family(n_labels)
+        bits = None
+        if family is not None:
+            bits = state.table_bits_for(family, self.hash_bits, n_labels, hidden[-1])
+        self._check_training_memory(X.shape[1], hidden, n_labels, bits, new_model=True)
         network = {
             "format_version": state.FORMAT_VERSION,
             "params": state.init_params(X.shape[1], hidden, n_labels, rng),
@@ -329,7 +372,6 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             "sampling_seed": int(rng.randint(np.iinfo(np.int64).max)),
         }
         if family is not None:
-            bits = state.table_bits_for(family, self.hash_bits, n_labels, hidden[-1])
             network["tables"] = state.init_tables(self.n_tables, bits, n_labels)
         return {
             "network": network,
@@ -397,9 +439,30 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             "rebuild_every": int(self.rebuild_every),
         }
 
+    def _check_training_memory(self, n_features, hidden, n_labels, table_bits, new_model):
+        n_threads = resolve_n_threads(self.n_threads)
+        n_tables = 0 if table_bits is None else int(self.n_tables)
+        parts = {}
+        if new_model:
+            parts["network"] = state.network_bytes(n_features, hidden, n_labels)
+            parts["hash tables"] = (
+                state.table_bytes(n_tables, table_bits, n_labels) if n_tables else 0
+            )
+            parts["initialisation"] = state.init_peak_bytes(n_features, hidden, n_labels)
+        parts["training buffers"] = state.training_scratch_bytes(
+            n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads
+        )
+        state.check_memory("training", parts)
+
     def _train(self, fitted, X, Y, n_epochs, first_call):
         network = fitted["network"]
         n_labels = len(fitted["classes"])
+        if not first_call:  # the model exists: only the engine's buffers are new
+            tables = network["tables"]
+            self._check_training_memory(
+                X.shape[1], network["params"]["layer_sizes"][1:-1], n_labels,
+                None if tables is None else tables["table_bits"], new_model=False,
+            )
         config = self._train_config(network, n_labels)
         x_buffers = csr_buffers(X)
         y_buffers = csr_buffers(Y)
@@ -424,9 +487,15 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 network["schedule"],
             )
             loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
-            if not np.isfinite(loss):
+            mean_active = stats["active_sum"] / max(stats["n_labelled"], 1)
+            problem = state.divergence(network["params"], loss, mean_active)
+            if problem:
                 raise RuntimeError(
-                    "training diverged: the loss is not finite; lower learning_rate"
+                    f"training diverged in epoch {fitted['n_iter'] + 1}: {problem}. Lower "
+                    f"learning_rate (now {self.learning_rate:g}) or scale the features "
+                    "(e.g. unit-norm rows). "
+                    + ("The estimator is unchanged." if first_call else
+                       "The network's weights were changed by the failed epoch: refit it.")
                 )
             fitted["loss_curve"].append(float(loss))
             fitted["n_iter"] += 1
@@ -471,6 +540,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         n_labels = len(self.classes_)
         if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= n_labels:
             raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
+        state.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k})
         network = self._network
         lsh = None
         if self.inference == "lsh":
@@ -536,15 +606,27 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         labels, _ = self.predict_topk(X, k=1)
+        n = labels.shape[0]
         if self._target_kind == TargetKind.MULTICLASS:
-            y = column_or_1d(np.asarray(y))
+            # Classes never seen in training count as misses (as in accuracy_score).
+            y = column_or_1d(np.asarray(y), warn=True)
+            check_consistent_length(labels, y)
             hits = self.classes_[labels[:, 0]] == y
         else:
+            _check_sparse_structure(y, "y")
             Y = sp.csr_matrix(y) if not sp.issparse(y) else y.tocsr()
-            hits = np.asarray(Y[np.arange(Y.shape[0]), labels[:, 0]]).ravel() != 0
+            if Y.shape != (n, len(self.classes_)):
+                raise ValueError(
+                    f"y has shape {Y.shape}; expected ({n}, {len(self.classes_)}): one row per "
+                    "sample of X and one column per label of the fitted model"
+                )
+            hits = np.asarray(Y[np.arange(n), labels[:, 0]]).ravel() != 0
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, labels)
         return float(np.average(hits, weights=sample_weight))
 
     def _validate_prediction_data(self, X):
+        _check_sparse_structure(X, "X")
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
         return _as_canonical_csr(X)
 
@@ -553,9 +635,11 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         if needed > DENSE_OUTPUT_LIMIT_BYTES:
             raise ValueError(
                 f"{method} would allocate a dense ({n_rows}, {len(self.classes_)}) array "
-                f"({needed / 2**30:.1f} GiB, limit {DENSE_OUTPUT_LIMIT_BYTES / 2**30:.1f} GiB); "
+                f"({needed:,} bytes, {needed / 2**30:.1f} GiB; limit "
+                f"{DENSE_OUTPUT_LIMIT_BYTES / 2**30:.1f} GiB); "
                 "use predict_topk(X, k), or predict in smaller row batches"
             )
+        state.check_memory(method, {"dense output": needed})
 
     def _fallback_labels(self):
         # Most frequent training labels first: what LSH inference scores when the
@@ -568,9 +652,13 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if sizes.ndim != 1 or sizes.size == 0:
             raise ValueError("hidden_layer_sizes must be a non-empty sequence of positive ints")
-        if not all(isinstance(s, Integral) and s >= 1 for s in sizes.tolist()):
+        if not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and 1 <= s <= _INT32_MAX
+            for s in sizes.tolist()
+        ):
             raise ValueError(
-                f"hidden_layer_sizes must contain positive ints, got {self.hidden_layer_sizes!r}"
+                "hidden_layer_sizes must contain ints in [1, 2**31 - 1], got "
+                f"{self.hidden_layer_sizes!r}"
             )
         return [int(s) for s in sizes]
 
@@ -583,7 +671,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
-        tags.non_deterministic = self.n_threads != 1
+        # Gradients are summed in sample order whatever the thread count, so a
+        # fixed random_state gives bit-identical fits with any n_threads.
         return tags
 
     def __setstate__(self, state_dict):
@@ -594,15 +683,105 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 f"{network.get('format_version')!r}; this sklearn_slide reads version "
                 f"{state.FORMAT_VERSION}. Refit the model with this version."
             )
+        if network is not None:
+            state.check_network(network)
         super().__setstate__(state_dict)
 
 
 def _as_canonical_csr(X):
-    """CSR float32 with sorted, duplicate-free int32 indices (what the engine reads)."""
+    """CSR float32 with sorted, duplicate-free indices and no stored zeros.
+
+    Unsorted or duplicate column indices are handled as scipy defines them
+    (duplicates are summed) and explicit zeros are dropped, on a copy: the
+    result depends only on the matrix's values, as for its dense equivalent.
+    (A stored zero would mark its feature's weights as touched and move them
+    by Adam's momentum.) Canonical form is recomputed rather than read from
+    scipy's cached flag, which goes stale when ``.indices`` is modified in place.
+    """
     X = sp.csr_matrix(X) if not sp.issparse(X) else X.tocsr()
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
     if X.shape[1] >= np.iinfo(np.int32).max:
         raise ValueError(f"X has {X.shape[1]} features; at most 2**31 - 2 are supported")
+    nnz = int(X.indptr[-1])
+    if (
+        X.indices.shape[0] != nnz
+        or X.data.shape[0] != nnz
+        or not _is_canonical(X)
+        or not np.all(X.data)
+    ):
+        X = X.copy()
+        X.has_sorted_indices = False
+        X.has_canonical_format = False
+        X.sum_duplicates()  # sorts, sums duplicates and drops unused storage
+        X.eliminate_zeros()
     return X
+
+
+def _is_canonical(X):
+    """Whether every row's column indices strictly increase (X's structure is
+    checked). A new matrix over the same arrays has no cached flag to trust."""
+    fresh = sp.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape, copy=False)
+    return bool(fresh.has_canonical_format)
+
+
+def _check_sparse_structure(A, name):
+    """ValueError for a sparse matrix whose index arrays are inconsistent.
+
+    scipy only checks them on construction; a matrix whose ``indptr`` or
+    ``indices`` were modified afterwards (or built with checks off) would make
+    scipy's own conversions (e.g. CSC to CSR) and the engine read or write out
+    of bounds. Formats converted by Python code (LIL, DOK, DIA) are checked
+    after their conversion to CSR, by the engine's binding.
+    """
+    if not sp.issparse(A) or A.format not in ("csr", "csc", "bsr", "coo"):
+        return
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {A.shape}")
+    n_rows, n_cols = A.shape
+    if A.format == "coo":
+        coords = (A.row, A.col)
+        for axis, (index, size) in enumerate(zip(coords, (n_rows, n_cols))):
+            index = np.asarray(index)
+            _check_index_dtype(index, f"{name} {('row', 'column')[axis]} indices")
+            if index.shape != np.shape(A.data):
+                raise ValueError(f"{name}: COO row, column and data arrays differ in length")
+            _check_index_range(index, size, f"{name}: {('row', 'column')[axis]} index")
+        return
+    if A.format == "bsr":
+        block_rows, block_cols = A.blocksize
+        n_major, n_minor = n_rows // block_rows, n_cols // block_cols
+    else:
+        n_major, n_minor = (n_rows, n_cols) if A.format == "csr" else (n_cols, n_rows)
+    indptr, indices = np.asarray(A.indptr), np.asarray(A.indices)
+    _check_index_dtype(indptr, f"{name}.indptr")
+    _check_index_dtype(indices, f"{name}.indices")
+    if indptr.ndim != 1 or indptr.shape[0] != n_major + 1:
+        raise ValueError(
+            f"{name}.indptr has shape {indptr.shape}; a {A.format.upper()} matrix of shape "
+            f"{A.shape} needs {n_major + 1} entries"
+        )
+    if indptr[0] != 0:
+        raise ValueError(f"{name}.indptr must start at 0, got {indptr[0]}")
+    if n_major and np.any(indptr[1:] < indptr[:-1]):
+        raise ValueError(f"{name}.indptr must be non-decreasing")
+    nnz = int(indptr[-1])
+    if indices.ndim != 1 or nnz > indices.shape[0] or nnz > np.shape(A.data)[0]:
+        raise ValueError(
+            f"{name}.indptr ends at {nnz} but {name}.indices and {name}.data hold "
+            f"{indices.shape[0] if indices.ndim == 1 else indices.shape} and "
+            f"{np.shape(A.data)[0]} entries"
+        )
+    what = "column" if A.format != "csc" else "row"
+    _check_index_range(indices[:nnz], n_minor, f"{name}: {what} index")
+
+
+def _check_index_dtype(index, name):
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {index.dtype}")
+
+
+def _check_index_range(index, size, what):
+    if index.size:
+        low, high = index.min(), index.max()
+        if low < 0 or high >= size:
+            bad = low if low < 0 else high
+            raise ValueError(f"{what} {bad} out of range [0, {size})")

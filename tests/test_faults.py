@@ -1,0 +1,296 @@
+"""Faults never crash or corrupt: diverging training, damaged models, Ctrl-C in partial_fit."""
+
+import copy
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from sklearn_slide import SlideClassifier
+from sklearn_slide.datasets import make_extreme_multilabel
+
+FAST = dict(max_iter=2, random_state=0, n_threads=1, hidden_layer_sizes=(16,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_extreme_multilabel(600, 300, 50, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def lsh_model(data):
+    X, Y = data
+    return SlideClassifier(**FAST, hash_family="dwta", min_active=8, max_active=32).fit(X, Y)
+
+
+def _state_copy(clf):
+    return {
+        "weights": {k: v.copy() for k, v in clf._network["params"].items()
+                    if isinstance(v, np.ndarray)},
+        "n_iter_": clf.n_iter_,
+        "loss_curve_": list(clf.loss_curve_),
+        "n_samples_seen_": clf.n_samples_seen_,
+        "label_counts_": clf.label_counts_.copy(),
+    }
+
+
+def _assert_state_equal(clf, saved):
+    assert clf.n_iter_ == saved["n_iter_"]
+    assert clf.loss_curve_ == saved["loss_curve_"]
+    assert clf.n_samples_seen_ == saved["n_samples_seen_"]
+    np.testing.assert_array_equal(clf.label_counts_, saved["label_counts_"])
+    for key, value in saved["weights"].items():
+        np.testing.assert_array_equal(clf._network["params"][key], value, err_msg=key)
+
+
+# --------------------------------------------------------------------- divergence
+
+
+@pytest.mark.parametrize(
+    "params, scale",
+    [(dict(learning_rate=1e6), 1.0), (dict(learning_rate=100.0), 1.0), ({}, 1e30)],
+    ids=["learning_rate=1e6", "learning_rate=100", "X*1e30"],
+)
+@pytest.mark.parametrize("hash_family", [None, "dwta"])
+def test_diverging_fit_raises_and_leaves_the_estimator_unfitted(data, params, scale, hash_family):
+    X, Y = data
+    clf = SlideClassifier(**{**FAST, **params}, hash_family=hash_family)
+    with pytest.raises(RuntimeError, match=r"training diverged in epoch 1: .*Lower learning_rate"):
+        clf.fit(X * scale, Y)
+    with pytest.raises(NotFittedError):
+        clf.predict_topk(X)
+    with pytest.raises(RuntimeError, match="diverged.*The estimator is unchanged"):
+        clf.partial_fit(X * scale, Y)
+    with pytest.raises(NotFittedError):
+        clf.predict_topk(X)
+
+
+def test_diverging_refit_keeps_the_previous_model(data):
+    X, Y = data
+    clf = SlideClassifier(**FAST).fit(X, Y)
+    saved = _state_copy(clf)
+    expected = clf.predict_topk(X, k=3)
+    with pytest.raises(RuntimeError, match="diverged"):
+        clf.set_params(learning_rate=1e6).fit(X, Y)
+    _assert_state_equal(clf, saved)
+    np.testing.assert_array_equal(clf.predict_topk(X, k=3)[1], expected[1])
+    clf.set_params(learning_rate=3e-3).fit(X, Y)  # and it can still be refitted
+
+
+def test_diverging_partial_fit_keeps_the_bookkeeping_and_says_to_refit(data):
+    # A continued fit trains the fitted network in place: the attributes stay
+    # at the last completed call and the message says the weights changed.
+    X, Y = data
+    clf = SlideClassifier(**FAST).partial_fit(X, Y)
+    saved = _state_copy(clf)
+    with pytest.raises(RuntimeError, match="weights were changed by the failed epoch: refit"):
+        clf.set_params(learning_rate=1e6).partial_fit(X, Y)
+    assert clf.n_iter_ == saved["n_iter_"] and clf.n_samples_seen_ == saved["n_samples_seen_"]
+    assert clf.loss_curve_ == saved["loss_curve_"]
+    labels, _ = clf.predict_topk(X, k=2)  # usable (if poor): no crash, valid ids
+    assert ((labels >= 0) & (labels < Y.shape[1])).all()
+
+
+def test_non_finite_weights_stop_training(data):
+    # NaN in the weights makes the loss NaN: the engine stops before applying
+    # the step, and the estimator's bookkeeping is not advanced.
+    X, Y = data
+    clf = SlideClassifier(**FAST).fit(X, Y)
+    clf._network["params"]["output_weights"][3, 0] = np.nan
+    n_iter = clf.n_iter_
+    with pytest.raises(RuntimeError, match="diverged"):
+        clf.partial_fit(X, Y)
+    assert clf.n_iter_ == n_iter
+    clf._network["params"]["output_weights"][3, 0] = np.inf
+    with pytest.raises(RuntimeError, match="diverged"):
+        clf.partial_fit(X, Y)
+
+
+def test_a_hard_but_sane_learning_rate_is_not_called_divergence(data):
+    X, Y = data
+    clf = SlideClassifier(**{**FAST, "learning_rate": 0.3, "max_iter": 4}).fit(X, Y)
+    assert len(clf.loss_curve_) == 4
+
+
+# ----------------------------------------------------------------- damaged models
+
+
+def _reloaded(clf, damage):
+    broken = copy.deepcopy(clf)
+    damage(broken._network)
+    return pickle.loads(pickle.dumps(broken))
+
+
+@pytest.mark.parametrize(
+    "damage, error, match",
+    [
+        (lambda n: n.update(format_version=0), ValueError, "format version 0"),
+        (lambda n: n["params"].update(output_weights=n["params"]["output_weights"][:-1]),
+         ValueError, r"output_weights'\] has shape \(49, 16\), expected \(50, 16\)"),
+        (lambda n: n["params"].update(hidden_weights_0=n["params"]["hidden_weights_0"].T.copy()),
+         ValueError, "hidden_weights_0'.* has shape"),
+        (lambda n: n["params"].update(
+            output_biases_adam_v=n["params"]["output_biases_adam_v"].astype(np.float64)),
+         TypeError, "output_biases_adam_v'.* has dtype float64"),
+        (lambda n: n["params"].pop("hidden_biases_0"), ValueError, "hidden_biases_0'.* missing"),
+        (lambda n: n["params"].update(layer_sizes=[300, 16, 2**40]), ValueError, "layer_sizes"),
+        (lambda n: n["params"].update(layer_sizes=[300, 50]), ValueError, "layer_sizes"),
+        (lambda n: n["params"].update(input_row_step=np.zeros(3, np.int64)), ValueError,
+         "input_row_step"),
+        (lambda n: n.update(tables={**n["tables"], "table_bits": 40}), ValueError,
+         "hash table shape"),
+        (lambda n: n.update(tables={**n["tables"], "ids": n["tables"]["ids"][:, :-1]}), ValueError,
+         r"tables\['ids'\] has shape"),
+        (lambda n: n["schedule"].pop("step"), ValueError, "schedule is incomplete"),
+        (lambda n: n.pop("params"), ValueError, "no 'params' entry"),
+    ],
+    ids=["version", "output rows", "transposed", "dtype", "missing array", "huge layer",
+         "no hidden layer", "row steps", "table bits", "table ids", "schedule", "no params"],
+)
+def test_damaged_pickle_is_refused_on_load(lsh_model, damage, error, match):
+    with pytest.raises(error, match=match):
+        _reloaded(lsh_model, damage)
+
+
+def test_damaged_table_contents_are_refused_at_use(data, lsh_model):
+    # Array contents are not scanned on load (that would defeat memory-mapped
+    # loading): the binding checks them before any lookup.
+    X, Y = data
+
+    def bad_id(n):
+        n["tables"]["ids"][2, 0] = 10**6
+
+    def bad_offsets(n):
+        n["tables"]["offsets"][1, 5] = -7
+
+    for damage, match in ((bad_id, "neuron id out of range"), (bad_offsets, "offsets")):
+        broken = _reloaded(lsh_model, damage)
+        with pytest.raises(ValueError, match=f"corrupt hash tables: {match}"):
+            broken.set_params(inference="lsh").predict_topk(X)
+        # Training samples from the stored tables until its first rehash.
+        broken._network["schedule"]["next_rehash_step"] = 10**9
+        with pytest.raises(ValueError, match=f"corrupt hash tables: {match}"):
+            broken.partial_fit(X, Y)
+        broken.set_params(inference="exact").predict_topk(X)  # exact inference does not use them
+
+
+def test_damaged_schedule_and_row_steps_are_refused(data, lsh_model):
+    X, Y = data
+    with pytest.raises(ValueError, match=r"schedule\['step'\] = -5 is out of range"):
+        _reloaded(lsh_model, lambda n: n["schedule"].update(step=-5))
+    with pytest.raises(TypeError, match=r"schedule\['n_rehashes'\] is nan, not an int"):
+        _reloaded(lsh_model, lambda n: n["schedule"].update(n_rehashes=float("nan")))
+    with pytest.raises(ValueError, match="rehash_interval"):
+        _reloaded(lsh_model, lambda n: n["schedule"].update(rehash_interval=float("inf")))
+    # State changed after loading reaches the binding, which checks it again.
+    broken = copy.deepcopy(lsh_model)
+    broken._network["schedule"]["step"] = -5
+    with pytest.raises(ValueError, match="corrupt training schedule"):
+        broken.partial_fit(X, Y)
+    # A row updated "after" the current step would give lazy Adam a negative gap.
+    broken = copy.deepcopy(lsh_model)
+    broken._network["params"]["output_row_step"][4] = broken._network["schedule"]["step"] + 7
+    with pytest.raises(ValueError, match="corrupt model: output_row_step holds step"):
+        broken.partial_fit(X, Y)
+
+
+def test_engine_rejects_inconsistent_state_directly(data, lsh_model):
+    # The last line of defence, for state that bypassed unpickling checks.
+    from sklearn_slide._engine import core, csr_buffers
+
+    X, _ = data
+    params = dict(lsh_model._network["params"])
+    buffers = csr_buffers(X.astype(np.float32).tocsr())
+    params["layer_sizes"] = [300, 16, 2**33]  # rows * cols must not wrap around
+    with pytest.raises(ValueError, match="layer sizes must be in"):
+        core.predict_topk(params, *buffers, 1, 1, None)
+    params["layer_sizes"] = [300, 2**31 - 1, 2**31 - 1, 50]
+    with pytest.raises(ValueError, match="layer sizes|expected"):
+        core.predict_topk(params, *buffers, 1, 1, None)
+    with pytest.raises(ValueError, match="n_threads must be in"):
+        core.predict_topk(lsh_model._network["params"], *buffers, 1, 5000, None)
+    with pytest.raises(ValueError, match="codes_per_table"):
+        core.hash_codes("dwta", np.ones((1, 8), np.float32), 5000, 5000, 0)
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from sklearn_slide import SlideClassifier
+    from sklearn_slide.datasets import make_extreme_multilabel
+
+    X, Y = make_extreme_multilabel(20000, 20000, 20000, random_state=0)
+    clf = SlideClassifier(hash_family="dwta", random_state=0)
+    first = sys.argv[1] == "first"
+    if not first:
+        clf.partial_fit(X[:1000], Y[:1000])
+        before = {k: v.copy() for k, v in clf._network["params"].items()
+                  if isinstance(v, np.ndarray)}
+        kept = (clf.n_iter_, clf.n_samples_seen_, clf.label_counts_.copy(), list(clf.loss_curve_))
+    print("ready", flush=True)
+    start = time.perf_counter()
+    try:
+        clf.partial_fit(X, Y)  # one epoch of 20000 rows: several seconds
+    except KeyboardInterrupt:
+        print("interrupted after", round(time.perf_counter() - start, 2), flush=True)
+    else:
+        print("not interrupted", flush=True)
+        sys.exit(1)
+    if first:
+        assert not hasattr(clf, "_network"), "an interrupted first partial_fit leaves no model"
+        clf.partial_fit(X[:500], Y[:500])  # starts cleanly
+        assert clf.n_iter_ == 1 and clf.n_samples_seen_ == 500
+    else:
+        # Bookkeeping at the last completed call; weights at the last completed step.
+        assert clf.n_iter_ == kept[0] and clf.n_samples_seen_ == kept[1]
+        np.testing.assert_array_equal(clf.label_counts_, kept[2])
+        assert clf.loss_curve_ == kept[3]
+        W = clf._network["params"]["output_weights"]
+        assert np.isfinite(W).all()
+        assert not np.array_equal(W, before["output_weights"]), "steps before Ctrl-C are kept"
+        labels, _ = clf.predict_topk(X[:10], k=3)
+        assert ((labels >= 0) & (labels < Y.shape[1])).all()
+        clf.partial_fit(X[:500], Y[:500])  # and training continues
+        assert clf.n_iter_ == kept[0] + 1
+    print("consistent", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("call", ["first", "continued"])
+def test_sigint_during_partial_fit(call, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, call],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,  # `python -c` puts the cwd first on sys.path: not the source tree
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        time.sleep(1.5)  # well inside the native call
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        waited = time.perf_counter() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "interrupted after" in out and "consistent" in out, out + err
+    stopped_after = float(out.split("interrupted after")[1].split()[0])
+    assert stopped_after < 1.5 + 2.0, out  # KeyboardInterrupt within 2 s of the signal
+    assert waited < 60
