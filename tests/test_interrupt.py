@@ -54,11 +54,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("what", ["fit", "warm_start", "predict"])
-def test_sigint_stops_within_two_seconds(what, tmp_path):
+def interrupt_after_ready(script, argument, tmp_path):
+    """Runs `script argument` in a fresh Python, sends SIGINT 1.5 s after it
+    prints "ready"; returns (returncode, stdout, stderr, seconds to exit)."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, what],
+        [sys.executable, "-c", script, argument],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -66,14 +67,75 @@ def test_sigint_stops_within_two_seconds(what, tmp_path):
         cwd=tmp_path,  # `python -c` puts the cwd first on sys.path: not the source tree
     )
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
         time.sleep(1.5)  # well inside the native call
         sent = time.perf_counter()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=120)
         waited = time.perf_counter() - sent
     finally:
         proc.kill()
-    assert proc.returncode == 0, err
+    return proc.returncode, out, err, waited
+
+
+@pytest.mark.parametrize("what", ["fit", "warm_start", "predict"])
+def test_sigint_stops_within_two_seconds(what, tmp_path):
+    returncode, out, err, waited = interrupt_after_ready(SCRIPT, what, tmp_path)
+    assert returncode == 0, err
     assert "interrupted after" in out and "consistent" in out, out + err
     assert waited < 2.0 + 1.0  # 2 s to stop, plus the script's own checks and exit
+
+
+PARTIAL_FIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from sklearn_slide import SlideClassifier
+    from sklearn_slide.datasets import make_extreme_multilabel
+
+    X, Y = make_extreme_multilabel(20000, 20000, 20000, random_state=0)
+    clf = SlideClassifier(hash_family="dwta", random_state=0)
+    first = sys.argv[1] == "first"
+    if not first:
+        clf.partial_fit(X[:1000], Y[:1000])
+        before = {k: v.copy() for k, v in clf._network["params"].items()
+                  if isinstance(v, np.ndarray)}
+        kept = (clf.n_iter_, clf.n_samples_seen_, clf.label_counts_.copy(), list(clf.loss_curve_))
+    print("ready", flush=True)
+    start = time.perf_counter()
+    try:
+        clf.partial_fit(X, Y)  # one epoch of 20000 rows: several seconds
+    except KeyboardInterrupt:
+        print("interrupted after", round(time.perf_counter() - start, 2), flush=True)
+    else:
+        print("not interrupted", flush=True)
+        sys.exit(1)
+    if first:
+        assert not hasattr(clf, "_network"), "an interrupted first partial_fit leaves no model"
+        clf.partial_fit(X[:500], Y[:500])  # starts cleanly
+        assert clf.n_iter_ == 1 and clf.n_samples_seen_ == 500
+    else:
+        # Bookkeeping at the last completed call; weights at the last completed step.
+        assert clf.n_iter_ == kept[0] and clf.n_samples_seen_ == kept[1]
+        np.testing.assert_array_equal(clf.label_counts_, kept[2])
+        assert clf.loss_curve_ == kept[3]
+        W = clf._network["params"]["output_weights"]
+        assert np.isfinite(W).all()
+        assert not np.array_equal(W, before["output_weights"]), "steps before Ctrl-C are kept"
+        labels, _ = clf.predict_topk(X[:10], k=3)
+        assert ((labels >= 0) & (labels < Y.shape[1])).all()
+        clf.partial_fit(X[:500], Y[:500])  # and training continues
+        assert clf.n_iter_ == kept[0] + 1
+    print("consistent", flush=True)
+    """
+)
+
+
+
+@pytest.mark.parametrize("call", ["first", "continued"])
+def test_sigint_during_partial_fit(call, tmp_path):
+    returncode, out, err, _ = interrupt_after_ready(PARTIAL_FIT_SCRIPT, call, tmp_path)
+    assert returncode == 0, out + err
+    assert "interrupted after" in out and "consistent" in out, out + err
+    stopped_after = float(out.split("interrupted after")[1].split()[0])
+    assert stopped_after < 1.5 + 2.0, out  # KeyboardInterrupt within 2 s of the signal
