@@ -120,15 +120,16 @@ def _assert_same_model(a, b):
 # ------------------------------------------------------------------ import
 
 
-def test_importing_sklearn_slide_does_not_import_dask():
+def test_importing_sklearn_slide_does_not_import_dask(tmp_path):
     code = (
         "import sys, sklearn_slide, sklearn_slide.metrics, sklearn_slide.datasets, "
         "sklearn_slide.model_selection\n"
         "loaded = [m for m in ('dask', 'distributed') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
+    # cwd: `python -c` puts it first on sys.path, and the source tree has no compiled core.
     result = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
 
