@@ -8,6 +8,7 @@
 // those steps from momentum alone are not applied. With gap 0 this is exactly Adam.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -61,7 +62,9 @@ class AdamStep {
   // Updates n values of one row whose previous update was at step last_step
   // (0: never), with this step's gradient g; zeroes g.
   void update(float* w, float* m, float* v, float* g, int64_t n, int64_t last_step) const {
-    const int64_t gap = last_step > 0 ? step_ - last_step - 1 : 0;
+    // max(): a row step ahead of the current step (a damaged model) must not
+    // index before the decay table; the binding refuses such models anyway.
+    const int64_t gap = last_step > 0 ? std::max<int64_t>(step_ - last_step - 1, 0) : 0;
     const AdamCoefficients c{decay_.decay1(gap), decay_.decay2(gap), 1.0f - config_.beta1,
                              1.0f - config_.beta2, lr_t_, config_.epsilon};
     kernels().adam(w, m, v, g, n, c);

@@ -289,7 +289,8 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
       schedule.n_rehashes += 1;
       stats.n_rehashes += 1;
       schedule.next_rehash_step =
-          schedule.step + std::max<int64_t>(1, std::llround(schedule.rehash_interval));
+          schedule.step +
+          std::max<int64_t>(1, std::llround(std::min(schedule.rehash_interval, 1e18)));
       schedule.rehash_interval *= config.rehash_growth;
     }
 
