@@ -134,6 +134,18 @@ def git_commit():
         return "unknown"
 
 
+def report_header(script, machine, report_only):
+    """First lines of a results .md: the command (or that it was re-drawn) and the machine."""
+    if report_only:
+        return ("Tables re-drawn from the stored runs (`--report-only`); every row carries the "
+                "commit and date of its own run.\n\n")
+    command = " ".join(["python", f"benchmarks/{script}"] + sys.argv[1:])
+    return (f"Command: `{command}`  \n"
+            f"Machine: {machine['cpus']} CPUs, {machine['cpu']}, {machine['simd']}; "
+            f"commit {machine['commit']}; {machine['date']}; "
+            f"{load_note(machine, machine_info())}\n\n")
+
+
 def load_note(info_before, info_after=None):
     """Say whether other work shared the machine (load average above our threads)."""
     loads = [info_before["load_avg"][0]] + ([info_after["load_avg"][0]] if info_after else [])

@@ -8,7 +8,7 @@ Reported: rows/s (median of repeats), recall@5 of LSH against exact (mean
 the same shape does forward + ``torch.topk`` on the same rows in another
 process of the same run (its weights are untrained: speed does not depend on them).
 
-    python benchmarks/bench_inference.py                    # 100k and 670k labels (~15 min)
+    python benchmarks/bench_inference.py                    # 100k and 670k labels (~3 min)
     python benchmarks/bench_inference.py --datasets gen100k
     python benchmarks/bench_inference.py --quick
 
@@ -17,7 +17,6 @@ Results: ``benchmarks/results/inference.json`` (merged), ``inference.md``, ``inf
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import _common as C
@@ -150,10 +149,7 @@ def main():
             result.update(shape=shape, machine=C.machine_info(), spec=spec)
             results = C.save_run(out, "inference", f"{dataset}/{system}", result)
     text = report(results, out, C.pyplot())
-    header = (f"Command: `{' '.join(['python', 'benchmarks/bench_inference.py'] + sys.argv[1:])}`  \n"
-              f"Machine: {machine['cpus']} CPUs, {machine['cpu']}, {machine['simd']}; "
-              f"commit {machine['commit']}; {machine['date']}; "
-              f"{C.load_note(machine, C.machine_info())}\n\n")
+    header = C.report_header("bench_inference.py", machine, args.report_only)
     (out / "inference.md").write_text(header + text)
     print(header + text)
 

@@ -13,7 +13,7 @@ Speed is measured on the second epoch over ``--rows`` training rows (the first
 also builds the network and tables); the dense network is timed over 30
 batches after 5 warm-up batches.
 
-    python benchmarks/bench_scaling.py                       # all parts (~40 min on 2 cores)
+    python benchmarks/bench_scaling.py                       # all parts (~10 min on 2 quiet cores)
     python benchmarks/bench_scaling.py --parts labels threads
     python benchmarks/bench_scaling.py --systems slide       # keep the stored PyTorch rows
     python benchmarks/bench_scaling.py --quick
@@ -22,7 +22,6 @@ Results: ``benchmarks/results/scaling.json`` (merged), ``scaling.md``, ``scaling
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import _common as C
@@ -250,10 +249,7 @@ def main():
         result.update(shape=shape, machine=C.machine_info(), spec=spec)
         results = C.save_run(out, "scaling", key, result)
     text = report(results, out, C.pyplot())
-    header = (f"Command: `{' '.join(['python', 'benchmarks/bench_scaling.py'] + sys.argv[1:])}`  \n"
-              f"Machine: {machine['cpus']} CPUs, {machine['cpu']}, {machine['simd']}; "
-              f"commit {machine['commit']}; {machine['date']}; "
-              f"{C.load_note(machine, C.machine_info())}\n\n")
+    header = C.report_header("bench_scaling.py", machine, args.report_only)
     (out / "scaling.md").write_text(header + text)
     print(header + text)
 

@@ -6,7 +6,7 @@ DWTA hash tables, PyTorch computes the full softmax. After every epoch P@1/P@5
 on the full test set are computed outside the timed region. Each system runs in
 its own process (peak RSS is per system).
 
-    python benchmarks/bench_vs_dense.py                      # everything (~1.5 h on 2 cores)
+    python benchmarks/bench_vs_dense.py                      # everything (~1.2 h on 2 quiet cores)
     python benchmarks/bench_vs_dense.py --datasets gen100k   # one dataset
     python benchmarks/bench_vs_dense.py --systems slide      # re-run SlideClassifier only,
                                                              # keep the stored PyTorch runs
@@ -18,13 +18,12 @@ invocations), ``vs_dense.md`` (tables) and ``vs_dense_<dataset>.png``.
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import _common as C
 import numpy as np
 
-EPOCHS = {"gen100k": 10, "gen300k": 5, "bibtex": 30, "delicious": 30, "seqgo-direct": 30,
+EPOCHS = {"gen100k": 10, "gen300k": 8, "bibtex": 30, "delicious": 30, "seqgo-direct": 30,
           "quick": 2}
 
 
@@ -250,10 +249,7 @@ def main():
             results = C.save_run(out, "vs_dense", f"{dataset}/{name}", result)
     text = report(results, list(dict.fromkeys(args.datasets + sorted(
         {k.split("/")[0] for k in results}))), out, C.pyplot())
-    header = (f"Command: `{' '.join(['python', 'benchmarks/bench_vs_dense.py'] + sys.argv[1:])}`  \n"
-              f"Machine: {machine['cpus']} CPUs, {machine['cpu']}, {machine['simd']}; "
-              f"commit {machine['commit']}; {machine['date']}; "
-              f"{C.load_note(machine, C.machine_info())}\n\n")
+    header = C.report_header("bench_vs_dense.py", machine, args.report_only)
     (out / "vs_dense.md").write_text(header + text)
     print(header + text)
 
