@@ -1,14 +1,17 @@
-"""Top-5 inference: exact vs LSH SlideClassifier, and PyTorch dense forward + topk.
+"""Top-5 inference: exact, label clusters and LSH SlideClassifier, and PyTorch dense + topk.
 
 For each label count, a SlideClassifier is trained for a few epochs (DWTA,
 defaults), then the test rows are ranked with ``inference="exact"`` (every
-output neuron scored) and ``inference="lsh"`` (only the hash-table candidates).
-Reported: rows/s (median of repeats), recall@5 of LSH against exact (mean
-``|top5_lsh & top5_exact| / 5``), P@1/P@5 of both. The dense PyTorch network of
-the same shape does forward + ``torch.topk`` on the same rows in another
-process of the same run (its weights are untrained: speed does not depend on them).
+output neuron scored), ``inference="clusters"`` for several ``n_probes`` (only
+the labels of the best-scoring clusters of output neurons) and
+``inference="lsh"`` (only the training hash tables' candidates). Reported:
+rows/s (median of repeats), speed-up over exact, recall@5 against exact (mean
+``|top5 & top5_exact| / 5``), P@1/P@5, and the one-off time to build the
+cluster index. The dense PyTorch network of the same shape does forward +
+``torch.topk`` on the same rows in another process of the same run (its weights
+are untrained: speed does not depend on them).
 
-    python benchmarks/bench_inference.py                    # 100k and 670k labels (~3 min)
+    python benchmarks/bench_inference.py                    # 100k and 670k labels (~5 min)
     python benchmarks/bench_inference.py --datasets gen100k
     python benchmarks/bench_inference.py --quick
 
@@ -32,6 +35,12 @@ def _median_time(func, repeat):
     return statistics.median(times), out
 
 
+def _modes(probes):
+    return [("exact", {"inference": "exact"})] + [
+        (f"clusters-{p}", {"inference": "clusters", "n_probes": p}) for p in probes
+    ] + [("lsh", {"inference": "lsh"})]
+
+
 def work_slide(spec):
     from sklearn_slide import SlideClassifier
     from sklearn_slide.metrics import precision_at_k
@@ -40,23 +49,23 @@ def work_slide(spec):
     X_test, Y_test = X_test[:spec["rows"]], Y_test[:spec["rows"]]
     clf = SlideClassifier(hash_family="dwta", max_iter=spec["epochs"], random_state=0,
                           n_threads=spec["threads"]).fit(X, Y)
-    out = {}
-    tops = {}
-    for mode in ("exact", "lsh"):
-        clf.set_params(inference=mode)
-        clf.predict_topk(X_test[:64], k=5)  # warm-up
+    out = {"rows": X_test.shape[0], "modes": {}}
+    exact = None
+    for name, params in _modes(spec["probes"]):
+        clf.set_params(**params)
+        with C.Timer() as first_call:  # builds the cluster index the first time
+            clf.predict_topk(X_test[:64], k=5)
         seconds, (labels, _) = _median_time(lambda: clf.predict_topk(X_test, k=5), spec["repeat"])
-        tops[mode] = labels
-        out[mode] = {"seconds": seconds, "rows_per_s": X_test.shape[0] / seconds,
-                     "P@1": precision_at_k(Y_test, labels, 1),
-                     "P@5": precision_at_k(Y_test, labels, 5)}
-        print(f"{mode:<6} {out[mode]['rows_per_s']:10,.0f} rows/s  P@1 {out[mode]['P@1']:.3f}",
-              flush=True)
-    exact, lsh = tops["exact"], tops["lsh"]
-    hits = [len(set(a) & set(b)) for a, b in zip(exact.tolist(), lsh.tolist())]
-    out["recall@5"] = float(np.mean(hits)) / 5
-    out["top1_agreement"] = float(np.mean(exact[:, 0] == lsh[:, 0]))
-    out["rows"] = X_test.shape[0]
+        exact = labels if exact is None else exact
+        hits = [len(set(a) & set(b)) for a, b in zip(exact.tolist(), labels.tolist())]
+        out["modes"][name] = {"seconds": seconds, "rows_per_s": X_test.shape[0] / seconds,
+                              "first_call_s": first_call.wall,
+                              "recall@5": float(np.mean(hits)) / 5,
+                              "P@1": precision_at_k(Y_test, labels, 1),
+                              "P@5": precision_at_k(Y_test, labels, 5)}
+        m = out["modes"][name]
+        print(f"{name:<12} {m['rows_per_s']:10,.0f} rows/s  recall@5 {m['recall@5']:.3f}  "
+              f"P@1 {m['P@1']:.3f}  first call {first_call.wall:.2f} s", flush=True)
     return out
 
 
@@ -73,43 +82,44 @@ def work_torch(spec):
 
 
 def report(results, out, plt):
-    rows = []
-    for dataset in sorted({k.split("/")[0] for k in results},
-                          key=lambda d: results.get(d + "/slide", results.get(d + "/torch", {}))
-                          .get("shape", {}).get("labels", 0)):
+    runs = []
+    for dataset in {k.split("/")[0] for k in results}:
         slide, torch = results.get(dataset + "/slide"), results.get(dataset + "/torch")
-        if slide is None or "error" in slide:
+        if slide is None or "modes" not in slide:
             continue
-        row = {"dataset": dataset, "labels": slide["shape"]["labels"],
-               "epochs": slide["spec"]["epochs"], "rows": slide["rows"],
-               "exact": slide["exact"]["rows_per_s"], "lsh": slide["lsh"]["rows_per_s"],
-               "lsh/exact": slide["lsh"]["rows_per_s"] / slide["exact"]["rows_per_s"],
-               "recall@5": slide["recall@5"], "P@1 exact": slide["exact"]["P@1"],
-               "P@1 lsh": slide["lsh"]["P@1"], "commit": slide["machine"]["commit"],
-               "date": slide["machine"]["date"]}
-        if torch is not None and "error" not in torch:
-            row["torch"] = torch["rows_per_s"]
-            row["exact/torch"] = row["exact"] / row["torch"]
-        rows.append(row)
+        torch_rate = torch["rows_per_s"] if torch and "error" not in torch else None
+        runs.append((slide["shape"]["labels"], slide, torch_rate))
+    runs.sort(key=lambda run: run[0])
+    rows = []
+    for labels, slide, torch_rate in runs:
+        exact_rate = slide["modes"]["exact"]["rows_per_s"]
+        for name, m in slide["modes"].items():
+            rows.append({"labels": labels, "mode": name, "rows/s": m["rows_per_s"],
+                         "speed-up": m["rows_per_s"] / exact_rate, "recall@5": m["recall@5"],
+                         "P@1": m["P@1"], "P@5": m["P@5"], "first": m["first_call_s"],
+                         "vs torch": m["rows_per_s"] / torch_rate if torch_rate else None,
+                         "epochs": slide["spec"]["epochs"], "commit": slide["machine"]["commit"],
+                         "date": slide["machine"]["date"]})
+        if torch_rate:
+            rows.append({"labels": labels, "mode": "torch dense + topk", "rows/s": torch_rate,
+                         "speed-up": torch_rate / exact_rate, "vs torch": 1.0})
     text = C.markdown_table(rows, [
-        ("labels", "labels", ",d"), ("train epochs", "epochs", "d"), ("rows", "rows", ",d"),
-        ("exact rows/s", "exact", ",.0f"), ("LSH rows/s", "lsh", ",.0f"),
-        ("LSH / exact", "lsh/exact", ".1f"), ("recall@5 LSH vs exact", "recall@5", ".3f"),
-        ("P@1 exact", "P@1 exact", ".3f"), ("P@1 LSH", "P@1 lsh", ".3f"),
-        ("torch rows/s", "torch", ",.0f"), ("exact / torch", "exact/torch", ".2f"),
+        ("labels", "labels", ",d"), ("inference", "mode", ""), ("rows/s", "rows/s", ",.0f"),
+        ("/ exact", "speed-up", ".1f"), ("recall@5 vs exact", "recall@5", ".3f"),
+        ("P@1", "P@1", ".3f"), ("P@5", "P@5", ".3f"), ("/ torch", "vs torch", ".2f"),
+        ("first call s", "first", ".2f"), ("train epochs", "epochs", "d"),
         ("commit", "commit", ""), ("date", "date", "")])
     if plt is not None and rows:
         fig, ax = plt.subplots(figsize=(5, 3.4))
-        for key, name in (("exact", "SlideClassifier exact"), ("lsh", "SlideClassifier LSH"),
-                          ("torch", "PyTorch dense + topk")):
-            pts = [(r["labels"], r[key]) for r in rows if key in r]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+        for mode in dict.fromkeys(r["mode"] for r in rows):
+            pts = [(r["labels"], r["rows/s"]) for r in rows if r["mode"] == mode]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=mode)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("labels")
         ax.set_ylabel("top-5 rows/s (2 threads)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         png = C.save_figure(fig, out / "inference.png")
         text += f"\n\n![rows/s vs labels]({png.name})\n"
     return text
@@ -123,11 +133,14 @@ def main():
     parser.add_argument("--epochs", type=int, default=2, help="training epochs before timing")
     parser.add_argument("--rows", type=int, default=2000, help="test rows ranked")
     parser.add_argument("--repeat", type=int, default=3, help="timed repeats (median)")
+    parser.add_argument("--probes", type=int, nargs="+", default=[4, 8, 16, 32, 64],
+                        help="n_probes values of the label-cluster inference")
     parser.add_argument("--report-only", action="store_true",
                         help="only re-draw the tables and plots from the stored runs")
     args = parser.parse_args()
     if args.quick:
         args.datasets, args.epochs, args.rows, args.repeat = ["quick5k"], 1, 400, 1
+        args.probes = [4, 16]
     out = C.out_dir(args)
     results = C.load_runs(out, "inference") if not args.quick else {}
     machine = C.machine_info()
@@ -141,7 +154,7 @@ def main():
                 print("== torch not installed, skipped")
                 continue
             spec = {"kind": system, "dataset": dataset, "rows": args.rows, "epochs": args.epochs,
-                    "repeat": args.repeat, "threads": args.threads}
+                    "repeat": args.repeat, "threads": args.threads, "probes": args.probes}
             print(f"== {dataset}/{system}", flush=True)
             result = C.run_worker(Path(__file__), spec, threads=args.threads)
             if "error" in result:

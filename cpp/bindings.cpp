@@ -287,6 +287,34 @@ py::array_t<float> dense_matrix(const py::array& x, const char* name) {
   return py::reinterpret_borrow<py::array_t<float>>(x);
 }
 
+// The label-cluster index (sklearn_slide/_label_clusters.py), checked so that a
+// damaged or mismatched index cannot make the engine read out of bounds.
+slide::LabelClusters label_clusters_from(const py::dict& c, const slide::Network& net) {
+  const py::array weights = c["centroid_weights"], biases = c["centroid_biases"];
+  const py::array offsets = c["offsets"], ids = c["ids"];
+  slide::LabelClusters index;
+  index.n_clusters = biases.size();
+  if (index.n_clusters < 1 || index.n_clusters > net.n_labels())
+    throw py::value_error("label clusters: need between 1 and n_labels clusters");
+  index.centroid_weights = buffer<float>(weights, "centroid_weights", false);
+  index.centroid_biases = buffer<float>(biases, "centroid_biases", false);
+  index.offsets = buffer<int32_t>(offsets, "offsets", false);
+  index.ids = buffer<int32_t>(ids, "ids", false);
+  expect_size(weights, checked_size(index.n_clusters, net.last_hidden_size(), "centroid_weights"),
+              "centroid_weights");
+  expect_size(offsets, index.n_clusters + 1, "offsets");
+  expect_size(ids, net.n_labels(), "ids");
+  if (index.offsets[0] != 0 || index.offsets[index.n_clusters] != net.n_labels())
+    throw py::value_error("label clusters: offsets must run from 0 to n_labels");
+  for (int64_t i = 0; i < index.n_clusters; ++i)
+    if (index.offsets[i + 1] < index.offsets[i])
+      throw py::value_error("label clusters: offsets must be non-decreasing");
+  for (int64_t i = 0; i < net.n_labels(); ++i)
+    if (index.ids[i] < 0 || index.ids[i] >= net.n_labels())
+      throw py::value_error("label clusters: label id out of range");
+  return index;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_slide_core, m) {
@@ -417,7 +445,7 @@ PYBIND11_MODULE(_slide_core, m) {
   m.def(
       "predict_topk",
       [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
-         const py::array& x_data, int64_t k, int n_threads, py::object lsh) {
+         const py::array& x_data, int64_t k, int n_threads, py::object lsh, py::object clusters) {
         const slide::Network net = network_from(params, false);
         const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
         if (k < 1) throw py::value_error("k must be >= 1");
@@ -425,7 +453,16 @@ PYBIND11_MODULE(_slide_core, m) {
         py::array_t<int32_t> labels({X.n_rows, k});
         py::array_t<float> scores({X.n_rows, k});
         slide::TopKOutput out{labels.mutable_data(), scores.mutable_data(), k};
-        if (lsh.is_none()) {
+        if (!clusters.is_none()) {
+          const py::dict c = clusters.cast<py::dict>();
+          const slide::LabelClusters index = label_clusters_from(c, net);
+          const int64_t n_probes = c["n_probes"].cast<int64_t>();
+          if (n_probes < 1) throw py::value_error("n_probes must be >= 1");
+          run_without_gil([&] {
+            slide::predict_topk_clustered(net, index, n_probes, X, out, n_threads,
+                                          python_signal_pending);
+          });
+        } else if (lsh.is_none()) {
           run_without_gil([&] { slide::predict_topk_exact(net, X, out, n_threads, python_signal_pending); });
         } else {
           const py::dict q = lsh.cast<py::dict>();
@@ -449,7 +486,8 @@ PYBIND11_MODULE(_slide_core, m) {
         return py::make_tuple(labels, scores);
       },
       py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
-      py::arg("k"), py::arg("n_threads"), py::arg("lsh") = py::none());
+      py::arg("k"), py::arg("n_threads"), py::arg("lsh") = py::none(),
+      py::arg("clusters") = py::none());
 
   m.def(
       "predict_scores",

@@ -45,22 +45,26 @@ def network_bytes(n_features, hidden_layer_sizes, n_labels):
 
 
 def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
-                           n_threads):
+                           n_threads, batch_size=128, max_active=4096):
     """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
 
-    Sparse gradients of the input and output rows (zero pages until touched,
-    counted in full), per thread an active-set sampler (6 bytes per label) and
-    the dense gradients of the hidden layers, and the bucket arrays of a table
-    rebuild (``n_tables=0``: exact training, no tables).
+    Gradients are never stored per parameter: a batch's contributions are kept
+    per sample, then grouped by row (cpp/slide/row_groups.h: a 4-byte cursor per
+    input and output row, ~40 bytes per contribution of the batch's output
+    neurons). Per thread an active-set sampler (6 bytes per label) and the dense
+    gradients of the hidden layers, and the bucket arrays of a table rebuild
+    (``n_tables=0``: exact training, no tables).
     """
     sizes = [n_features, *hidden_layer_sizes, n_labels]
-    gradients = 4 * (n_features * sizes[1] + n_labels * (sizes[-2] + 1)) + n_features + n_labels
+    active = n_labels if not n_tables else min(n_labels, max_active)
+    batch = min(batch_size, 1 << 20)
+    groups = 4 * (n_features + n_labels) + 40 * batch * active
     hidden_dense = sum(a * b + b for a, b in zip(sizes[1:-2], sizes[2:-1])) + sizes[1]
     per_thread = 6 * n_labels + 8 * hidden_dense + 4 * sum(hidden_layer_sizes) * 3
     rebuild = 0
     if n_tables:
         rebuild = 4 * n_labels * n_tables + n_threads * 4 * (2**table_bits + 1 + n_labels)
-    return gradients + n_threads * per_thread + rebuild
+    return groups + n_threads * per_thread + rebuild
 
 
 def init_peak_bytes(n_features, hidden_layer_sizes, n_labels):

@@ -84,7 +84,7 @@ def test_pickle_and_joblib_mmap_round_trip_give_identical_topk(xmc_small, tmp_pa
     clf = SlideClassifier(hash_family="dwta", **FAST).fit(X, Y)
     labels, scores = clf.predict_topk(X_test, k=5)
     restored = pickle.loads(pickle.dumps(clf))
-    for inference in ("exact", "lsh"):
+    for inference in ("exact", "clusters", "lsh"):
         clf.set_params(inference=inference)
         restored.set_params(inference=inference)
         a = clf.predict_topk(X_test, k=5)
@@ -130,7 +130,7 @@ def test_fit_is_bit_reproducible_for_any_thread_count(xmc_small):
 def test_inference_is_invariant_to_thread_count_and_batching(xmc_small):
     X, Y, X_test, _ = xmc_small
     clf = SlideClassifier(hash_family="dwta", **FAST).fit(X, Y)
-    for inference in ("exact", "lsh"):
+    for inference in ("exact", "clusters", "lsh"):
         clf.set_params(inference=inference, n_threads=1)
         full = clf.predict_topk(X_test, k=5)
         clf.set_params(n_threads=2)

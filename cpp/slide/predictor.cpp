@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <numeric>
 #include <vector>
 
 #include "slide/active_set.h"
@@ -120,6 +121,144 @@ void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQue
         heap.push(k.dot(output.weight.row(id), h, dim) + output.bias.value[id], id);
       heap.finish();
     }
+  });
+}
+
+namespace {
+
+// Clusters in decreasing score (ties: lower index first), sorted only as far as
+// needed: the first n_probes, then the rest once if they held fewer than k labels.
+class ClusterOrder {
+ public:
+  explicit ClusterOrder(int64_t n_clusters) : order_(n_clusters) {}
+
+  const std::vector<int32_t>& rank(const float* scores, int64_t n_first) {
+    std::iota(order_.begin(), order_.end(), 0);
+    better_.scores = scores;
+    std::nth_element(order_.begin(), order_.begin() + n_first - 1, order_.end(), better_);
+    std::sort(order_.begin(), order_.begin() + n_first, better_);
+    n_sorted_ = n_first;
+    return order_;
+  }
+
+  void rank_rest() {
+    std::sort(order_.begin() + n_sorted_, order_.end(), better_);
+    n_sorted_ = static_cast<int64_t>(order_.size());
+  }
+
+ private:
+  struct ByScore {
+    const float* scores = nullptr;
+    bool operator()(int32_t a, int32_t b) const {
+      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+    }
+  };
+  std::vector<int32_t> order_;
+  ByScore better_;
+  int64_t n_sorted_ = 0;
+};
+
+// Labels of one cluster scored for the block rows that probe it: the cluster's
+// weight rows are gathered once into a contiguous panel, then scored against all
+// those rows by the blocked kernel (the best clusters are shared by many rows).
+// A row's scores do not depend on which other rows share the panel.
+class ClusterScorer {
+ public:
+  ClusterScorer(const Layer& output, int64_t dim, int64_t max_rows)
+      : output_(output), dim_(dim), panel_(kLabelBlock * dim), panel_bias_(kLabelBlock),
+        packed_h_(max_rows * dim), scores_(max_rows * kLabelBlock) {}
+
+  void score(const LabelClusters& clusters, int32_t cluster, const int32_t* rows, int64_t n_rows,
+             const float* h, std::vector<TopK>& heaps) {
+    for (int64_t i = 0; i < n_rows; ++i)
+      std::copy(h + rows[i] * dim_, h + (rows[i] + 1) * dim_, packed_h_.data() + i * dim_);
+    const int32_t* ids = clusters.ids + clusters.offsets[cluster];
+    const int64_t size = clusters.offsets[cluster + 1] - clusters.offsets[cluster];
+    for (int64_t start = 0; start < size; start += kLabelBlock) {
+      const int64_t width = std::min(kLabelBlock, size - start);
+      for (int64_t j = 0; j < width; ++j) {
+        const int32_t id = ids[start + j];
+        std::copy(output_.weight.row(id), output_.weight.row(id) + dim_, panel_.data() + j * dim_);
+        panel_bias_[j] = output_.bias.value[id];
+      }
+      kernels().score_block(packed_h_.data(), n_rows, panel_.data(), panel_bias_.data(), width,
+                            dim_, scores_.data(), kLabelBlock);
+      for (int64_t i = 0; i < n_rows; ++i) {
+        TopK& heap = heaps[rows[i]];
+        const float* row_scores = scores_.data() + i * kLabelBlock;
+        for (int64_t j = 0; j < width; ++j)
+          if (row_scores[j] >= heap.threshold()) heap.push(row_scores[j], ids[start + j]);
+      }
+    }
+  }
+
+ private:
+  const Layer& output_;
+  int64_t dim_;
+  std::vector<float> panel_, panel_bias_, packed_h_, scores_;
+};
+
+}  // namespace
+
+void predict_topk_clustered(const Network& net, const LabelClusters& clusters, int64_t n_probes,
+                            const FeatureMatrix& X, TopKOutput out, int n_threads,
+                            const StopCheck& should_stop) {
+  const int64_t dim = net.last_hidden_size();
+  const int64_t n_clusters = clusters.n_clusters;
+  const int64_t n_first = std::min(n_probes, n_clusters);
+  // Smaller blocks than exact scoring: the block's cluster scores must stay in L2.
+  const int64_t row_block = std::min<int64_t>(64, row_block_for(X.n_rows, n_threads));
+  for_row_blocks(X.n_rows, row_block, n_threads, should_stop, [&](int64_t first, int64_t last) {
+    HiddenActivations scratch(net);
+    const int64_t n = last - first;
+    std::vector<float> h(n * dim);
+    std::vector<float> cluster_scores(n * n_clusters);
+    hidden_block(net, X, first, last, scratch, h.data());
+    for (int64_t c = 0; c < n_clusters; c += kLabelBlock) {
+      kernels().score_block(h.data(), n, clusters.centroid_weights + c * dim,
+                            clusters.centroid_biases + c, std::min(kLabelBlock, n_clusters - c),
+                            dim, cluster_scores.data() + c, n_clusters);
+    }
+    // (cluster, row) for each row's n_first best clusters, grouped by cluster.
+    ClusterOrder order(n_clusters);
+    std::vector<std::pair<int32_t, int32_t>> probes;
+    probes.reserve(n * n_first);
+    std::vector<int64_t> n_scored(n, 0);
+    for (int64_t r = 0; r < n; ++r) {
+      const std::vector<int32_t>& ranked = order.rank(cluster_scores.data() + r * n_clusters,
+                                                      n_first);
+      for (int64_t i = 0; i < n_first; ++i) {
+        probes.emplace_back(ranked[i], static_cast<int32_t>(r));
+        n_scored[r] += clusters.offsets[ranked[i] + 1] - clusters.offsets[ranked[i]];
+      }
+    }
+    std::sort(probes.begin(), probes.end());
+    std::vector<TopK> heaps;
+    for (int64_t r = 0; r < n; ++r)
+      heaps.emplace_back(out.labels + (first + r) * out.k, out.scores + (first + r) * out.k, out.k);
+    ClusterScorer scorer(net.output, dim, n);
+    std::vector<int32_t> rows;
+    for (size_t i = 0; i < probes.size();) {
+      const int32_t cluster = probes[i].first;
+      rows.clear();
+      for (; i < probes.size() && probes[i].first == cluster; ++i) rows.push_back(probes[i].second);
+      scorer.score(clusters, cluster, rows.data(), static_cast<int64_t>(rows.size()), h.data(),
+                   heaps);
+    }
+    // Rare: rows whose probed clusters held fewer than k labels take further
+    // clusters, best first, until they have k.
+    for (int64_t r = 0; r < n; ++r) {
+      if (n_scored[r] >= out.k) continue;
+      const std::vector<int32_t>& ranked = order.rank(cluster_scores.data() + r * n_clusters,
+                                                      n_first);
+      order.rank_rest();
+      const int32_t row = static_cast<int32_t>(r);
+      for (int64_t i = n_first; i < n_clusters && n_scored[r] < out.k; ++i) {
+        scorer.score(clusters, ranked[i], &row, 1, h.data(), heaps);
+        n_scored[r] += clusters.offsets[ranked[i] + 1] - clusters.offsets[ranked[i]];
+      }
+    }
+    for (TopK& heap : heaps) heap.finish();
   });
 }
 

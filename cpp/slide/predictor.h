@@ -1,5 +1,6 @@
 // Inference: exact (every output neuron scored, blocked kernel, top-k per row),
-// LSH (only the neurons retrieved from the tables scored), and dense scores.
+// LSH (only the neurons retrieved from the tables scored), clustered (only the
+// neurons of the best-scoring label clusters scored), and dense scores.
 // All deterministic per row: a row's result does not depend on the other rows.
 #pragma once
 
@@ -34,6 +35,23 @@ struct LshQuery {
 void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQuery& query,
                       const FeatureMatrix& X, TopKOutput out, int n_threads,
                       const StopCheck& should_stop);
+
+// Output neurons grouped by the direction of their weights (built by
+// sklearn_slide/_label_clusters.py): cluster c holds ids[offsets[c]..offsets[c+1])
+// and is scored like a neuron with weights centroid_weights[c] and bias centroid_biases[c].
+struct LabelClusters {
+  const float* centroid_weights;  // n_clusters x last_hidden_size
+  const float* centroid_biases;   // n_clusters
+  int64_t n_clusters;
+  const int32_t* offsets;         // n_clusters + 1, from 0 to n_labels
+  const int32_t* ids;             // n_labels
+};
+
+// Scores the labels of the n_probes best clusters of each row (more clusters, in
+// order, while fewer than k labels were scored).
+void predict_topk_clustered(const Network& net, const LabelClusters& clusters, int64_t n_probes,
+                            const FeatureMatrix& X, TopKOutput out, int n_threads,
+                            const StopCheck& should_stop);
 
 // out: n_rows x n_labels logits, or softmax probabilities when `softmax`.
 void predict_scores(const Network& net, const FeatureMatrix& X, float* out, bool softmax,

@@ -1,0 +1,148 @@
+"""Clusters of output neurons for approximate top-k inference (``inference="clusters"``).
+
+Top-k inference is a maximum-inner-product search: find the labels whose
+weight row ``w`` and bias ``b`` maximise ``h . w + b`` for a hidden vector
+``h``. The index groups the labels by the direction of their weights; a query
+scores the cluster centres, then only the labels of the best ``n_probes``
+clusters (the engine does both, ``cpp/slide/predictor.cpp``).
+
+Two transforms make a plain spherical k-means fit the search:
+
+- Centring: subtracting the mean row ``(w_mean, b_mean)`` from every label
+  changes all of one query's scores by the same constant, so it keeps the
+  ranking. Trained output layers share a large common component (most labels
+  score low for every input); without centring every label points the same
+  way and the clusters do not separate.
+- Norms: rows are scaled by the largest norm M and given one more coordinate
+  ``sqrt(1 - |a|^2 / M^2)``, so every row has unit length and, for the query
+  ``(h, 1, 0)``, the ranking by cosine equals the ranking by inner product
+  (Bachrach et al., RecSys 2014).
+
+Measured on a 100k-label model (2 epochs on the generated benchmark set): 1,024
+clusters, 32 probed: recall@5 of exact 1.00 with 1.8% of the labels scored;
+SimHash tables over the same vectors needed ~14% of the labels for 0.97.
+"""
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+KMEANS_ITERATIONS = 8
+SAMPLES_PER_CLUSTER = 40   # rows used to fit the centres, per cluster
+ASSIGN_CHUNK = 8192        # rows per similarity block (bounds the temporary)
+PROBED_LABELS = 1024       # default_n_probes: labels scored per row, on average
+MIN_PROBES = 16
+
+
+def default_n_clusters(n_labels):
+    """About 4 sqrt(n_labels): ~80 labels per cluster at 10^5 labels, ~200 at 10^6."""
+    return int(min(n_labels, max(1, round(4 * math.sqrt(n_labels)))))
+
+
+def default_n_probes(n_labels, n_clusters):
+    """Clusters holding about PROBED_LABELS labels on average, at least MIN_PROBES.
+
+    Recall tracks the number of labels scored more than the share of clusters:
+    on generated data ~1,000 labels gave recall@5 0.97-0.99 at 5k and at 100k
+    labels (64 of 283 clusters and 16 of 1,265).
+    """
+    return int(min(n_clusters, max(MIN_PROBES, math.ceil(PROBED_LABELS * n_clusters / n_labels))))
+
+
+def index_nbytes(n_labels, hidden_size):
+    """Memory of the index built for a model (what ``check_memory`` is given)."""
+    n_clusters = default_n_clusters(n_labels)
+    build = 4 * n_labels * (hidden_size + 2) * 2  # unit rows + centred copy
+    return build + 4 * n_clusters * (hidden_size + 1) + 4 * (n_labels + n_clusters + 1)
+
+
+def build_label_clusters(weights, biases, n_clusters=None, seed=0):
+    """Index of the output layer: a dict of numpy arrays the engine reads.
+
+    ``centroid_weights`` (n_clusters, hidden) and ``centroid_biases`` score the
+    clusters like output neurons; the labels of cluster c are
+    ``ids[offsets[c]:offsets[c + 1]]``. Two-level k-means: the labels are first
+    split into about sqrt(n_clusters) groups, then each group into its share of
+    the clusters, so the cost per iteration is ``n_labels * 2 sqrt(n_clusters)``
+    similarities instead of ``n_labels * n_clusters`` (a flat k-means took ~9 s
+    just to assign 670k labels once).
+    """
+    weights = np.asarray(weights, dtype=np.float32)
+    biases = np.asarray(biases, dtype=np.float32)
+    n_labels, hidden = weights.shape
+    n_clusters = default_n_clusters(n_labels) if n_clusters is None else int(n_clusters)
+    units = _unit_rows(weights, biases)
+    rng = np.random.default_rng(seed)
+    _, groups = _kmeans(units, max(1, round(math.sqrt(n_clusters))), rng)
+    centres, assignment = [], np.empty(n_labels, dtype=np.int64)
+    n_done = 0
+    for group in range(groups.max() + 1):
+        members = np.flatnonzero(groups == group)
+        if members.size == 0:
+            continue
+        share = min(members.size, max(1, round(n_clusters * members.size / n_labels)))
+        group_centres, local = _kmeans(units[members], share, rng)
+        assignment[members] = local + n_done
+        centres.append(group_centres)
+        n_done += len(group_centres)
+    centres = np.concatenate(centres)
+    ids = np.argsort(assignment, kind="stable").astype(np.int32)
+    offsets = np.zeros(n_done + 1, dtype=np.int32)
+    np.cumsum(np.bincount(assignment, minlength=n_done), out=offsets[1:])
+    # A query (h, 1, 0) scores centre c as h . c[:hidden] + c[hidden].
+    return {
+        "centroid_weights": np.ascontiguousarray(centres[:, :hidden]),
+        "centroid_biases": np.ascontiguousarray(centres[:, hidden]),
+        "offsets": offsets,
+        "ids": ids,
+    }
+
+
+def _kmeans(rows, n_clusters, rng):
+    """Spherical k-means of unit rows: (centres, assignment of every row).
+
+    Fitted on a sample of at most SAMPLES_PER_CLUSTER rows per cluster, then
+    every row is assigned to its most similar centre.
+    """
+    n_fit = min(len(rows), SAMPLES_PER_CLUSTER * n_clusters)
+    fit_rows = rows[rng.choice(len(rows), n_fit, replace=False)] if n_fit < len(rows) else rows
+    centres = fit_rows[rng.choice(len(fit_rows), n_clusters, replace=False)].copy()
+    for _ in range(KMEANS_ITERATIONS):
+        centres = _update_centres(fit_rows, _assign(fit_rows, centres), centres)
+    return centres, _assign(rows, centres)
+
+
+def _unit_rows(weights, biases):
+    rows = np.empty((weights.shape[0], weights.shape[1] + 2), dtype=np.float32)
+    rows[:, :-2] = weights
+    rows[:, -2] = biases
+    rows[:, :-1] -= rows[:, :-1].mean(axis=0, dtype=np.float64).astype(np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows[:, :-1], rows[:, :-1], dtype=np.float64))
+    largest = norms.max()
+    if largest == 0.0:  # every label identical: any clustering ranks them alike
+        largest = 1.0
+    rows[:, :-1] /= np.float32(largest)
+    rows[:, -1] = np.sqrt(np.maximum(1.0 - (norms / largest) ** 2, 0.0))
+    return rows
+
+
+def _assign(rows, centres):
+    out = np.empty(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), ASSIGN_CHUNK):
+        block = rows[start:start + ASSIGN_CHUNK]
+        out[start:start + len(block)] = np.argmax(block @ centres.T, axis=1)
+    return out
+
+
+def _update_centres(rows, assignment, centres):
+    members = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (assignment, np.arange(len(rows)))),
+        shape=(len(centres), len(rows)),
+    )
+    sums = np.asarray(members @ rows)
+    norms = np.linalg.norm(sums, axis=1)
+    updated = centres.copy()
+    filled = norms > 0  # an emptied cluster keeps its centre
+    updated[filled] = (sums[filled] / norms[filled, None]).astype(np.float32)
+    return updated
