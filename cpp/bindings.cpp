@@ -504,19 +504,4 @@ PYBIND11_MODULE(_slide_core, m) {
       },
       py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
       py::arg("softmax"), py::arg("n_threads"));
-
-  m.def(
-      "transform_hidden",
-      [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
-         const py::array& x_data, int n_threads) {
-        const slide::Network net = network_from(params, false);
-        const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
-        check_n_threads(n_threads);
-        py::array_t<float> out({X.n_rows, net.last_hidden_size()});
-        float* op = out.mutable_data();
-        run_without_gil([&] { slide::transform_hidden(net, X, op, n_threads); });
-        return out;
-      },
-      py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
-      py::arg("n_threads"));
 }

@@ -49,16 +49,16 @@ def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, t
     """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
 
     Gradients are never stored per parameter: a batch's contributions are kept
-    per sample, then grouped by row (cpp/slide/row_groups.h: a 4-byte cursor per
-    input and output row, ~40 bytes per contribution of the batch's output
-    neurons). Per thread an active-set sampler (6 bytes per label) and the dense
+    per sample, then grouped by row (cpp/slide/row_groups.h: per thread a 4-byte
+    cursor per input and output row; ~40 bytes per contribution of the batch's
+    output neurons). Per thread an active-set sampler (6 bytes per label) and the dense
     gradients of the hidden layers, and the bucket arrays of a table rebuild
     (``n_tables=0``: exact training, no tables).
     """
     sizes = [n_features, *hidden_layer_sizes, n_labels]
     active = n_labels if not n_tables else min(n_labels, max_active)
     batch = min(batch_size, 1 << 20)
-    groups = 4 * (n_features + n_labels) + 40 * batch * active
+    groups = 4 * (n_features + n_labels) * n_threads + 40 * batch * active
     hidden_dense = sum(a * b + b for a, b in zip(sizes[1:-2], sizes[2:-1])) + sizes[1]
     per_thread = 6 * n_labels + 8 * hidden_dense + 4 * sum(hidden_layer_sizes) * 3
     rebuild = 0

@@ -294,13 +294,4 @@ void predict_scores(const Network& net, const FeatureMatrix& X, float* out, bool
   });
 }
 
-void transform_hidden(const Network& net, const FeatureMatrix& X, float* out, int n_threads) {
-  const int64_t dim = net.last_hidden_size();
-  for_row_blocks(X.n_rows, row_block_for(X.n_rows, n_threads), n_threads, nullptr,
-                 [&](int64_t first, int64_t last) {
-    HiddenActivations scratch(net);
-    hidden_block(net, X, first, last, scratch, out + first * dim);
-  });
-}
-
 }  // namespace slide

@@ -57,7 +57,4 @@ void predict_topk_clustered(const Network& net, const LabelClusters& clusters, i
 void predict_scores(const Network& net, const FeatureMatrix& X, float* out, bool softmax,
                     int n_threads, const StopCheck& should_stop);
 
-// out: n_rows x last_hidden_size, the last hidden layer's activations.
-void transform_hidden(const Network& net, const FeatureMatrix& X, float* out, int n_threads);
-
 }  // namespace slide

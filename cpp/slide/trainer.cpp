@@ -151,54 +151,86 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
   }
 }
 
-// Lazy Adam on every grouped row. A row's gradient is the sum, in sample order,
-// of weight * (the sample's last hidden activation) for output neurons (weight =
-// dLoss/dlogit, also summed into the neuron's bias), or weight * (the sample's
-// first-layer delta) for input features (weight = feature value). Rows are
-// independent: parallel.
+// Lazy Adam on the grouped rows of one shard. A row's gradient is the sum, in
+// sample order, of weight * (the sample's last hidden activation) for output
+// neurons (weight = dLoss/dlogit, also summed into the neuron's bias), or
+// weight * (the sample's first-layer delta) for input features (weight = feature value).
 constexpr int64_t kPrefetchRows = 4;
 
-void update_grouped_rows(const AdamStep& adam, Layer& layer, const RowGroups& groups,
-                         BatchSlots& slots, bool output_layer, int n_threads) {
+void update_rows(const AdamStep& adam, Layer& layer, const RowGroups& groups, BatchSlots& slots,
+                 bool output_layer, std::vector<float>& grad) {
   const int64_t cols = layer.weight.cols;
+  for (int64_t g = 0; g < groups.n_groups(); ++g) {
+    // Rows are scattered over memory: fetch a later row's weights and moments
+    // while this one is summed and updated (Adam is bound by these misses).
+    if (g + kPrefetchRows < groups.n_groups()) {
+      const int64_t ahead = groups.rows()[g + kPrefetchRows] * cols;
+      for (int64_t c = 0; c < cols; c += 16) {
+        __builtin_prefetch(layer.weight.value + ahead + c, 1);
+        __builtin_prefetch(layer.weight.adam_m + ahead + c, 1);
+        __builtin_prefetch(layer.weight.adam_v + ahead + c, 1);
+      }
+    }
+    const int64_t r = groups.rows()[g];
+    SLIDE_ASSERT_INDEX(r, layer.weight.rows);
+    float bias_grad = 0.f;
+    for (int64_t e = groups.begin(g); e < groups.end(g); ++e) {
+      const int32_t s = groups.sample(e);
+      const float w = groups.weight(e);
+      // Output rows: delta * h; input rows: x * (first layer's delta).
+      const float* v = output_layer ? slots.activation(slots.activations.size() - 1, s)
+                                    : slots.delta(0, s);
+      kernels().axpy(w, v, grad.data(), cols);
+      if (output_layer) bias_grad += w;
+    }
+    const int64_t last = layer.row_step[r];
+    adam.update(layer.weight.row(r), layer.weight.adam_m + r * cols,
+                layer.weight.adam_v + r * cols, grad.data(), cols, last);
+    if (output_layer)
+      adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r,
+                  &bias_grad, 1, last);
+    layer.row_step[r] = adam.step();
+  }
+}
+
+// Per thread: the touched output and input rows it owns (row % n_threads).
+struct RowShard {
+  explicit RowShard(const Network& net) : output(net.n_labels()), input(net.n_features()) {}
+  RowGroups output, input;
+};
+
+// Groups the batch's sparse contributions by row and applies lazy Adam, in one
+// parallel region: each thread scans all contributions in sample order, keeps
+// its own rows, then updates them. No row has two owners, and each row's sum
+// keeps sample order, so the result does not depend on the thread count (and
+// the grouping, serial before, is split between the threads).
+void update_sparse_rows(const AdamStep& adam, Network& net, BatchSlots& slots,
+                        const FeatureMatrix& X, const int64_t* batch_rows, int64_t n,
+                        std::vector<std::unique_ptr<RowShard>>& shards, int n_threads) {
   ParallelErrors errors;
 #pragma omp parallel num_threads(n_threads)
   {
-    std::vector<float> grad(cols, 0.f);
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t g = 0; g < groups.n_groups(); ++g) {
-      errors.run([&] {
-        // Rows are scattered over memory: fetch a later row's weights and moments
-        // while this one is summed and updated (Adam is bound by these misses).
-        if (g + kPrefetchRows < groups.n_groups()) {
-          const int64_t ahead = groups.rows()[g + kPrefetchRows] * cols;
-          for (int64_t c = 0; c < cols; c += 16) {
-            __builtin_prefetch(layer.weight.value + ahead + c, 1);
-            __builtin_prefetch(layer.weight.adam_m + ahead + c, 1);
-            __builtin_prefetch(layer.weight.adam_v + ahead + c, 1);
-          }
-        }
-        const int64_t r = groups.rows()[g];
-        SLIDE_ASSERT_INDEX(r, layer.weight.rows);
-        float bias_grad = 0.f;
-        for (int64_t e = groups.begin(g); e < groups.end(g); ++e) {
-          const int32_t s = groups.sample(e);
-          const float w = groups.weight(e);
-          // Output rows: delta * h; input rows: x * (first layer's delta).
-          const float* v = output_layer ? slots.activation(slots.activations.size() - 1, s)
-                                        : slots.delta(0, s);
-          kernels().axpy(w, v, grad.data(), cols);
-          if (output_layer) bias_grad += w;
-        }
-        const int64_t last = layer.row_step[r];
-        adam.update(layer.weight.row(r), layer.weight.adam_m + r * cols,
-                    layer.weight.adam_v + r * cols, grad.data(), cols, last);
-        if (output_layer)
-          adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r,
-                      &bias_grad, 1, last);
-        layer.row_step[r] = adam.step();
-      });
-    }
+    errors.run([&] {
+      const int n_owners = omp_get_num_threads(), owner = omp_get_thread_num();
+      const auto mine = [&](int32_t row) { return row % n_owners == owner; };
+      RowShard& shard = *shards[owner];
+      shard.output.clear();
+      shard.input.clear();
+      for (int64_t s = 0; s < n; ++s) {
+        const auto& ids = slots.out_ids[s];
+        for (size_t a = 0; a < ids.size(); ++a)
+          if (mine(ids[a])) shard.output.add(ids[a], static_cast<int32_t>(s), slots.out_deltas[s][a]);
+        if (!slots.labelled[s]) continue;
+        const int64_t row = batch_rows[s];
+        for (int64_t p = X.row_begin(row); p < X.row_end(row); ++p)
+          if (mine(X.indices[p])) shard.input.add(X.indices[p], static_cast<int32_t>(s), X.data[p]);
+      }
+      shard.output.finish();
+      shard.input.finish();
+      std::vector<float> grad(std::max(net.output.weight.cols, net.hidden[0].weight.cols), 0.f);
+      update_rows(adam, net.output, shard.output, slots, true, grad);
+      update_rows(adam, net.hidden[0], shard.input, slots, false, grad);
+    });
   }
   errors.rethrow();
 }
@@ -260,7 +292,8 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
 
   const int64_t batch = std::min(config.batch_size, std::max<int64_t>(n_order, 1));
   BatchSlots slots(net, batch);
-  RowGroups output_groups(net.n_labels()), input_groups(net.n_features());
+  std::vector<std::unique_ptr<RowShard>> shards;
+  for (int t = 0; t < n_threads; ++t) shards.push_back(std::make_unique<RowShard>(net));
   std::vector<std::vector<float>> weight_grads;
   for (const Layer& layer : net.hidden) weight_grads.emplace_back(
       &layer == &net.hidden[0] ? 0 : layer.weight.size(), 0.f);
@@ -318,26 +351,10 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
     if (!std::isfinite(batch_loss))
       throw std::runtime_error("training diverged: the loss is not finite; lower learning_rate");
 
-    // 3. Group the sparse contributions by row, in sample order.
-    output_groups.clear();
-    input_groups.clear();
-    for (int64_t s = 0; s < n; ++s) {
-      const auto& ids = slots.out_ids[s];
-      for (size_t a = 0; a < ids.size(); ++a)
-        output_groups.add(ids[a], static_cast<int32_t>(s), slots.out_deltas[s][a]);
-      if (!slots.labelled[s]) continue;
-      const int64_t row = order[begin + s];
-      for (int64_t p = X.row_begin(row); p < X.row_end(row); ++p)
-        input_groups.add(X.indices[p], static_cast<int32_t>(s), X.data[p]);
-    }
-    output_groups.finish();
-    input_groups.finish();
-
-    // 4. One Adam step: touched output and input rows lazily, the rest densely.
+    // 3. One Adam step: touched output and input rows lazily, the rest densely.
     schedule.step += 1;
     const AdamStep adam(config.adam, adam_decay, schedule.step);
-    update_grouped_rows(adam, net.output, output_groups, slots, true, n_threads);
-    update_grouped_rows(adam, net.hidden[0], input_groups, slots, false, n_threads);
+    update_sparse_rows(adam, net, slots, X, order + begin, n, shards, n_threads);
     update_dense_params(adam, net, slots, n, weight_grads, n_threads);
     schedule.samples_seen += n;
     stats.n_samples += n;
