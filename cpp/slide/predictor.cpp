@@ -126,36 +126,46 @@ void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQue
 
 namespace {
 
-// Clusters in decreasing score (ties: lower index first), sorted only as far as
-// needed: the first n_probes, then the rest once if they held fewer than k labels.
+// Clusters in decreasing score (ties: lower index first): the first n_first by
+// one pass with a running top-n_first (most scores fail its threshold at once),
+// the rest by a full sort only when a row needs more (its clusters held < k labels).
 class ClusterOrder {
  public:
-  explicit ClusterOrder(int64_t n_clusters) : order_(n_clusters) {}
+  explicit ClusterOrder(int64_t n_clusters, int64_t n_first)
+      : n_first_(n_first), order_(n_clusters), best_scores_(n_first) {}
 
-  const std::vector<int32_t>& rank(const float* scores, int64_t n_first) {
-    std::iota(order_.begin(), order_.end(), 0);
-    better_.scores = scores;
-    std::nth_element(order_.begin(), order_.begin() + n_first - 1, order_.end(), better_);
-    std::sort(order_.begin(), order_.begin() + n_first, better_);
-    n_sorted_ = n_first;
+  const std::vector<int32_t>& rank(const float* scores) {
+    const int64_t n_clusters = static_cast<int64_t>(order_.size());
+    TopK best(order_.data(), best_scores_.data(), n_first_);
+    float threshold = best.threshold();
+    for (int64_t c = 0; c < n_clusters; ++c) {
+      if (!(scores[c] < threshold)) {  // NaN passes: push ranks it last
+        best.push(scores[c], static_cast<int32_t>(c));
+        threshold = best.threshold();
+      }
+    }
+    best.finish();
+    scores_ = scores;
     return order_;
   }
 
   void rank_rest() {
-    std::sort(order_.begin() + n_sorted_, order_.end(), better_);
-    n_sorted_ = static_cast<int64_t>(order_.size());
+    std::vector<char> taken(order_.size(), 0);
+    for (int64_t i = 0; i < n_first_; ++i) taken[order_[i]] = 1;
+    int64_t next = n_first_;
+    for (int64_t c = 0; c < static_cast<int64_t>(order_.size()); ++c)
+      if (!taken[c]) order_[next++] = static_cast<int32_t>(c);
+    const float* scores = scores_;
+    std::sort(order_.begin() + n_first_, order_.end(), [scores](int32_t a, int32_t b) {
+      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+    });
   }
 
  private:
-  struct ByScore {
-    const float* scores = nullptr;
-    bool operator()(int32_t a, int32_t b) const {
-      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-    }
-  };
+  int64_t n_first_;
   std::vector<int32_t> order_;
-  ByScore better_;
-  int64_t n_sorted_ = 0;
+  std::vector<float> best_scores_;
+  const float* scores_ = nullptr;
 };
 
 // Labels of one cluster scored for the block rows that probe it: the cluster's
@@ -220,13 +230,12 @@ void predict_topk_clustered(const Network& net, const LabelClusters& clusters, i
                             dim, cluster_scores.data() + c, n_clusters);
     }
     // (cluster, row) for each row's n_first best clusters, grouped by cluster.
-    ClusterOrder order(n_clusters);
+    ClusterOrder order(n_clusters, n_first);
     std::vector<std::pair<int32_t, int32_t>> probes;
     probes.reserve(n * n_first);
     std::vector<int64_t> n_scored(n, 0);
     for (int64_t r = 0; r < n; ++r) {
-      const std::vector<int32_t>& ranked = order.rank(cluster_scores.data() + r * n_clusters,
-                                                      n_first);
+      const std::vector<int32_t>& ranked = order.rank(cluster_scores.data() + r * n_clusters);
       for (int64_t i = 0; i < n_first; ++i) {
         probes.emplace_back(ranked[i], static_cast<int32_t>(r));
         n_scored[r] += clusters.offsets[ranked[i] + 1] - clusters.offsets[ranked[i]];
@@ -249,8 +258,7 @@ void predict_topk_clustered(const Network& net, const LabelClusters& clusters, i
     // clusters, best first, until they have k.
     for (int64_t r = 0; r < n; ++r) {
       if (n_scored[r] >= out.k) continue;
-      const std::vector<int32_t>& ranked = order.rank(cluster_scores.data() + r * n_clusters,
-                                                      n_first);
+      const std::vector<int32_t>& ranked = order.rank(cluster_scores.data() + r * n_clusters);
       order.rank_rest();
       const int32_t row = static_cast<int32_t>(r);
       for (int64_t i = n_first; i < n_clusters && n_scored[r] < out.k; ++i) {
