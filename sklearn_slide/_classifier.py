@@ -671,20 +671,19 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
 
         Keyed by the parameter arrays and the Adam step count, so any training
         (even an interrupted one, which keeps its completed steps) invalidates it.
-        Not pickled: a loaded model rebuilds it. Concurrent first calls may both
-        build it; the results are identical.
+        Held outside the estimator (not pickled; a loaded model rebuilds it).
+        Concurrent first calls may both build it; the results are identical.
         """
         params = self._network["params"]
         key = (id(params), int(self._network["schedule"]["step"]))
-        cached = self.__dict__.get("_label_clusters_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        weights = params["output_weights"]
-        state.check_memory("label clusters", {
-            "label clusters": label_clusters.index_nbytes(*weights.shape)})
-        index = label_clusters.build_label_clusters(weights, params["output_biases"])
-        self._label_clusters_cache = (key, index)
-        return index
+
+        def build():
+            weights = params["output_weights"]
+            state.check_memory("label clusters", {
+                "label clusters": label_clusters.index_nbytes(*weights.shape)})
+            return label_clusters.build_label_clusters(weights, params["output_biases"])
+
+        return label_clusters.cached_index(self, key, build)
 
     def _fallback_labels(self):
         # Most frequent training labels first: what LSH inference scores when the
@@ -719,12 +718,6 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         # Gradients are summed in sample order whatever the thread count, so a
         # fixed random_state gives bit-identical fits with any n_threads.
         return tags
-
-    def __getstate__(self):
-        # A copy: object.__getstate__ returns the live __dict__.
-        state_dict = dict(super().__getstate__())
-        state_dict.pop("_label_clusters_cache", None)  # derived data, rebuilt on use
-        return state_dict
 
     def __setstate__(self, state_dict):
         network = state_dict.get("_network")

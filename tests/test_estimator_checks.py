@@ -1,4 +1,4 @@
-"""scikit-learn's common estimator checks, with one and with two threads.
+"""scikit-learn's common estimator checks: one and two threads, and cluster inference.
 
 Training sums every gradient in sample order, so fits are bit-identical for any
 thread count: no check is expected to fail, including the ones that compare two
@@ -18,6 +18,8 @@ SMALL_DATA = dict(max_iter=50, learning_rate=1e-2, random_state=0)
     [
         SlideClassifier(n_threads=1, **SMALL_DATA),
         SlideClassifier(n_threads=2, **SMALL_DATA),
+        # predict through the label-cluster index (built lazily, not pickled)
+        SlideClassifier(n_threads=2, inference="clusters", n_probes=1, **SMALL_DATA),
     ]
 )
 def test_sklearn_compatible(estimator, check):
