@@ -11,9 +11,13 @@ its own process (peak RSS is per system).
     python benchmarks/bench_vs_dense.py --systems slide      # re-run SlideClassifier only,
                                                              # keep the stored PyTorch runs
     python benchmarks/bench_vs_dense.py --quick              # seconds (used by the tests)
+    python benchmarks/bench_vs_dense.py --datasets gen100k --systems slide \
+        --slide-params '{"adam_updates": "dense"}'           # stored as slide-adam_updates=dense
 
 Results: ``benchmarks/results/vs_dense.json`` (every run, merged across
-invocations), ``vs_dense.md`` (tables) and ``vs_dense_<dataset>.png``.
+invocations), ``vs_dense.md`` (tables) and ``vs_dense_<dataset>.png``. A
+SlideClassifier run with ``--slide-params`` is stored under a name that lists
+them, next to the default run ("slide"), not over it.
 """
 
 import argparse
@@ -91,6 +95,12 @@ def work_torch(spec):
             break
     return {"curve": curve, "rss_after_data_mb": rss_data, "n_train": X_train.shape[0],
             "torch": torch.__version__, "params": {"lr": spec["lr"], "batch_size": 128}}
+
+
+def slide_run_name(params):
+    """'slide' with the default parameters, else e.g. 'slide-adam_updates=dense'."""
+    parts = [key + "=" + json.dumps(params[key]).strip('"') for key in sorted(params)]
+    return "-".join(["slide", *parts]).replace("/", "_").replace(" ", "")
 
 
 # ------------------------------------------------------------------ analysis
@@ -186,17 +196,24 @@ def report(results, datasets, out, plt):
                  "")]))
         lines.append("")
         if plt is not None:
-            fig, ax = plt.subplots(figsize=(5.5, 3.6))
+            # P@1 against time (the cost) and against epochs (what each update rule learns).
+            fig, (by_time, by_epoch) = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
             for label, run in sorted(runs.items()):
-                ax.plot([0] + [p["train_s"] for p in run["curve"]],
-                        [0] + [p["P@1"] for p in run["curve"]], marker="o", ms=3, label=label)
-            ax.set_xlabel("training wall time (s), 2 threads")
-            ax.set_ylabel("test P@1")
-            ax.set_title(f"{dataset}: {shape['labels']:,} labels")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+                p1 = [0] + [p["P@1"] for p in run["curve"]]
+                by_time.plot([0] + [p["train_s"] for p in run["curve"]], p1, marker="o", ms=3,
+                             label=label)
+                by_epoch.plot([0] + [p["epoch"] for p in run["curve"]], p1, marker="o", ms=3,
+                              label=label)
+            by_time.set_xlabel("training wall time (s), 2 threads")
+            by_time.set_ylabel("test P@1")
+            by_epoch.set_xlabel("epoch")
+            by_epoch.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+            fig.suptitle(f"{dataset}: {shape['labels']:,} labels")
+            for ax in (by_time, by_epoch):
+                ax.grid(alpha=0.3)
+            by_epoch.legend(fontsize=8)
             png = C.save_figure(fig, out / f"vs_dense_{dataset}.png")
-            lines.append(f"![P@1 vs time on {dataset}]({png.name})\n")
+            lines.append(f"![P@1 vs time and epoch on {dataset}]({png.name})\n")
     return "\n".join(lines)
 
 
@@ -230,7 +247,8 @@ def main():
         epochs = args.epochs or EPOCHS.get(dataset, 10)
         specs = []
         if "slide" in args.systems:
-            specs.append(("slide", {"kind": "slide", "params": json.loads(args.slide_params)}))
+            params = json.loads(args.slide_params)
+            specs.append((slide_run_name(params), {"kind": "slide", "params": params}))
         if "torch" in args.systems:
             specs += [(f"torch-lr{lr:g}", {"kind": "torch", "lr": lr}) for lr in args.torch_lr]
         for name, spec in specs:

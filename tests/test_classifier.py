@@ -112,9 +112,12 @@ def test_incompatible_format_version_is_refused(xmc_small):
     pickle.loads(blob)  # the real one loads
 
 
-def test_fit_is_bit_reproducible_for_any_thread_count(xmc_small):
+# Batches of 32 leave output rows untouched: dense Adam then steps them in parallel too.
+@pytest.mark.parametrize("adam_updates, batch_size", [("lazy", 128), ("dense", 32)])
+def test_fit_is_bit_reproducible_for_any_thread_count(xmc_small, adam_updates, batch_size):
     X, Y, X_test, _ = xmc_small
-    kwargs = dict(hash_family="dwta", min_active=32, max_active=128, **FAST)
+    kwargs = dict(hash_family="dwta", min_active=32, max_active=128, adam_updates=adam_updates,
+                  batch_size=batch_size, **FAST)
     a = SlideClassifier(**kwargs).fit(X, Y)
     b = SlideClassifier(**{**kwargs, "n_threads": 2}).fit(X, Y)
     for key in ("output_weights", "output_biases", "hidden_weights_0", "hidden_biases_0"):
@@ -125,6 +128,32 @@ def test_fit_is_bit_reproducible_for_any_thread_count(xmc_small):
     c = SlideClassifier(**{**kwargs, "random_state": 1}).fit(X, Y)
     assert not np.array_equal(a._network["params"]["output_weights"],
                               c._network["params"]["output_weights"])
+
+
+def test_dense_and_lazy_adam_agree_when_every_row_gets_a_gradient():
+    # Exact softmax over few labels and inputs without zeros: every output and
+    # input row gets a gradient at every step, so dense Adam has nothing more to do.
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 20) + 0.1
+    y = rng.randint(4, size=300)
+    kwargs = dict(hash_family=None, hidden_layer_sizes=(16,), batch_size=32, **FAST)
+    lazy = SlideClassifier(adam_updates="lazy", **kwargs).fit(X, y)
+    dense = SlideClassifier(adam_updates="dense", **kwargs).fit(X, y)
+    for key, value in lazy._network["params"].items():
+        np.testing.assert_array_equal(value, dense._network["params"][key], err_msg=key)
+    assert lazy.loss_curve_ == dense.loss_curve_
+
+
+def test_dense_adam_trains_every_row_every_step(xmc_small):
+    X, Y, _, _ = xmc_small
+    # Small batches: each touches a fraction of the features and labels.
+    kwargs = dict(hash_family="dwta", min_active=32, max_active=128, batch_size=16, **FAST)
+    lazy = SlideClassifier(**kwargs).fit(X, Y)
+    dense = SlideClassifier(adam_updates="dense", **kwargs).fit(X, Y)
+    step = dense._network["schedule"]["step"]
+    for key in ("input_row_step", "output_row_step"):
+        assert np.all(dense._network["params"][key] == step)
+        assert np.any(lazy._network["params"][key] < step)  # lazily, some rows skipped
 
 
 def test_inference_is_invariant_to_thread_count_and_batching(xmc_small):
@@ -203,6 +232,7 @@ def test_hidden_layers_and_exact_mode(xmc_small, precision_at_1):
         (dict(hash_family="lsh"), "hash_family"),
         (dict(learning_rate=-1.0), "learning_rate"),
         (dict(hash_bits=40), "hash_bits"),
+        (dict(adam_updates="sparse"), "adam_updates"),
     ],
 )
 def test_bad_parameters_raise_early(xmc_small, params, match):

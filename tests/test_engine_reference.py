@@ -3,7 +3,8 @@
 Every output neuron is active (exact mode), one thread: forward, softmax
 cross-entropy against the uniform distribution over a row's labels, backward,
 and lazy Adam (rows without gradient in a step are skipped; when updated again
-their moments first decay over the skipped steps).
+their moments first decay over the skipped steps) or dense Adam (every row takes
+every step, untouched ones with a zero gradient).
 """
 
 import numpy as np
@@ -16,13 +17,13 @@ from sklearn_slide._engine import core, csr_buffers
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
-def config(learning_rate, batch_size):
+def config(learning_rate, batch_size, dense_adam=False):
     return {
         "exact": True, "hash_family": "dwta", "hash_bits": 2, "bucket_size": 8,
         "bucket_policy": "fifo", "min_active": 0, "max_active": 100,
         "learning_rate": learning_rate, "beta_1": BETA1, "beta_2": BETA2, "epsilon": EPS,
         "batch_size": batch_size, "n_threads": 1, "seed": 0, "rehash_growth": 1.0,
-        "rebuild_every": 0,
+        "rebuild_every": 0, "dense_adam": dense_adam,
     }
 
 
@@ -72,18 +73,75 @@ def reference_adam(p, m, v, g, last_step, t, lr, touched_rows=None):
             last_step[r] = t
 
 
-@pytest.mark.parametrize("hidden_layer_sizes", [(6,), (6, 5)])
-def test_two_steps_match_numpy(hidden_layer_sizes):
-    rng = np.random.RandomState(0)
-    n_features, n_labels, batch = 12, 7, 4
+def param_names(n_hidden):
+    names = [f"hidden_weights_{i}" for i in range(n_hidden)]
+    return names + [f"hidden_biases_{i}" for i in range(n_hidden)] + ["output_weights",
+                                                                      "output_biases"]
+
+
+def reference_steps(params, dense, Y, batches, lr, n_hidden, dense_adam):
+    """The reference's parameters (float64) and row steps after each batch."""
+    ref = {k: v.astype(np.float64) for k, v in params.items() if isinstance(v, np.ndarray)}
+    ref["input_row_step"] = params["input_row_step"].copy()
+    ref["output_row_step"] = params["output_row_step"].copy()
+    names = param_names(n_hidden)
+    snapshots = []
+    for t, rows in enumerate(batches, start=1):
+        p = {k: ref[k] for k in names}
+        g = reference_gradients(p, dense[rows].astype(np.float32).astype(np.float64), Y[rows],
+                                n_hidden)
+        out_step = ref["output_row_step"].copy()
+        touched_out = np.abs(g["output_weights"]).sum(axis=1) + np.abs(g["output_biases"]) > 0
+        touched_in = (dense[rows][Y[rows].any(axis=1)] != 0).any(axis=0)  # labelled rows'
+        if dense_adam:  # every row steps, with a zero gradient where it got none
+            touched_out = touched_in = None
+        reference_adam(ref["output_weights"], ref["output_weights_adam_m"],
+                       ref["output_weights_adam_v"], g["output_weights"],
+                       ref["output_row_step"], t, lr, touched_out)
+        reference_adam(ref["output_biases"][:, None], ref["output_biases_adam_m"][:, None],
+                       ref["output_biases_adam_v"][:, None], g["output_biases"][:, None],
+                       out_step, t, lr, touched_out)
+        reference_adam(ref["hidden_weights_0"], ref["hidden_weights_0_adam_m"],
+                       ref["hidden_weights_0_adam_v"], g["hidden_weights_0"],
+                       ref["input_row_step"], t, lr, touched_in)
+        for name in names:
+            if name in ("output_weights", "output_biases", "hidden_weights_0"):
+                continue
+            flat = lambda a: a.reshape(1, -1)  # noqa: E731 - dense tensors: one "row"
+            reference_adam(flat(ref[name]), flat(ref[name + "_adam_m"]),
+                           flat(ref[name + "_adam_v"]), flat(g[name]), None, t, lr)
+        snapshots.append({k: v.copy() for k, v in ref.items()})
+    return snapshots
+
+
+def assert_matches_reference(params, ref, n_hidden):
+    for name in param_names(n_hidden):
+        np.testing.assert_allclose(params[name], ref[name], rtol=2e-4, atol=2e-6, err_msg=name)
+        np.testing.assert_allclose(params[name + "_adam_m"], ref[name + "_adam_m"],
+                                   rtol=2e-4, atol=1e-7, err_msg=name + "_adam_m")
+    np.testing.assert_array_equal(params["input_row_step"], ref["input_row_step"])
+    np.testing.assert_array_equal(params["output_row_step"], ref["output_row_step"])
+
+
+def random_network(n_features, hidden_layer_sizes, n_labels, rng):
     params = state.init_params(n_features, hidden_layer_sizes, n_labels, rng)
     # Larger weights than the default init so every ReLU path is exercised.
     for key in params:
         if key.startswith(("hidden_weights", "output_weights")) and "adam" not in key:
             params[key][:] = rng.standard_normal(params[key].shape) * 0.5
+    return params
+
+
+@pytest.mark.parametrize("adam_updates", ["lazy", "dense"])
+@pytest.mark.parametrize("hidden_layer_sizes", [(6,), (6, 5)])
+def test_two_steps_match_numpy(hidden_layer_sizes, adam_updates):
+    rng = np.random.RandomState(0)
+    n_features, n_labels, batch = 12, 7, 4
+    params = random_network(n_features, hidden_layer_sizes, n_labels, rng)
     # Three batches. Features 0-3 are absent from the second, so their rows skip
     # step 2 and the lazy rule (moments decay over skipped steps) acts at step 3;
     # features 4-5 are absent from the first batch (first update at step 2).
+    # Dense Adam steps all of them every time.
     n_rows = 3 * batch
     dense = (rng.rand(n_rows, n_features) < 0.5) * rng.rand(n_rows, n_features)
     dense[2 * batch:, :6] += 0.5  # every one of them present in the third batch
@@ -97,46 +155,65 @@ def test_two_steps_match_numpy(hidden_layer_sizes):
     Ycsr = sp.csr_matrix(Y)
 
     hidden = len(hidden_layer_sizes)
-    ref = {k: v.astype(np.float64) for k, v in params.items() if isinstance(v, np.ndarray)}
-    ref["input_row_step"] = params["input_row_step"].copy()
-    ref["output_row_step"] = params["output_row_step"].copy()
-    names = [f"hidden_weights_{i}" for i in range(hidden)]
-    names += [f"hidden_biases_{i}" for i in range(hidden)] + ["output_weights", "output_biases"]
     lr = 0.05
+    dense_adam = adam_updates == "dense"
     batches = [slice(0, batch), slice(batch, 2 * batch), slice(2 * batch, n_rows)]
-    for t, rows in enumerate(batches, start=1):
-        p = {k: ref[k] for k in names}
-        g = reference_gradients(p, dense[rows].astype(np.float32).astype(np.float64), Y[rows], hidden)
-        out_step = ref["output_row_step"].copy()
-        touched_out = np.abs(g["output_weights"]).sum(axis=1) + np.abs(g["output_biases"]) > 0
-        reference_adam(ref["output_weights"], ref["output_weights_adam_m"],
-                       ref["output_weights_adam_v"], g["output_weights"],
-                       ref["output_row_step"], t, lr, touched_out)
-        reference_adam(ref["output_biases"][:, None], ref["output_biases_adam_m"][:, None],
-                       ref["output_biases_adam_v"][:, None], g["output_biases"][:, None],
-                       out_step, t, lr, touched_out)
-        touched_in = (dense[rows] != 0).any(axis=0)
-        reference_adam(ref["hidden_weights_0"], ref["hidden_weights_0_adam_m"],
-                       ref["hidden_weights_0_adam_v"], g["hidden_weights_0"],
-                       ref["input_row_step"], t, lr, touched_in)
-        for name in names:
-            if name in ("output_weights", "output_biases", "hidden_weights_0"):
-                continue
-            flat = lambda a: a.reshape(1, -1)  # noqa: E731 - dense tensors: one "row"
-            reference_adam(flat(ref[name]), flat(ref[name + "_adam_m"]),
-                           flat(ref[name + "_adam_v"]), flat(g[name]), None, t, lr)
+    ref = reference_steps(params, dense, Y, batches, lr, hidden, dense_adam)[-1]
 
     schedule = state.init_schedule(50, 0)
     stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Ycsr),
-                             np.arange(n_rows, dtype=np.int64), config(lr, batch), schedule)
+                             np.arange(n_rows, dtype=np.int64),
+                             config(lr, batch, dense_adam), schedule)
     assert schedule["step"] == 3
     assert stats["n_labelled"] == n_rows - 1
-    for name in names:
-        np.testing.assert_allclose(params[name], ref[name], rtol=2e-4, atol=2e-6, err_msg=name)
-        np.testing.assert_allclose(params[name + "_adam_m"], ref[name + "_adam_m"],
-                                   rtol=2e-4, atol=1e-7, err_msg=name + "_adam_m")
-    np.testing.assert_array_equal(params["input_row_step"], ref["input_row_step"])
+    assert_matches_reference(params, ref, hidden)
     assert np.all(params["input_row_step"][:6] == 3)  # 0-3 skipped step 2, 4-5 step 1
+    if dense_adam:
+        assert np.all(params["input_row_step"] == 3)
+
+
+@pytest.mark.parametrize("adam_updates", ["lazy", "dense"])
+def test_rows_without_gradient_move_by_momentum_only_with_dense_adam(adam_updates):
+    rng = np.random.RandomState(2)
+    n_features, n_labels, batch = 8, 5, 3
+    params = random_network(n_features, (4,), n_labels, rng)
+    # The second batch has no labels: no output or input row gets a gradient at
+    # step 2. Dense Adam still moves every row by its momentum
+    # (m = beta1 m, v = beta2 v, w -= lr_t m / (sqrt(v) + eps)); lazy Adam leaves
+    # them, and at step 3 decays their moments over the skipped step.
+    dense = rng.rand(3 * batch, n_features) + 0.1
+    Y = np.zeros((3 * batch, n_labels), dtype=np.float32)
+    Y[np.arange(3 * batch), rng.randint(n_labels, size=3 * batch)] = 1
+    Y[batch:2 * batch] = 0
+    X, Ycsr = sp.csr_matrix(dense.astype(np.float32)), sp.csr_matrix(Y)
+    lr = 0.05
+    dense_adam = adam_updates == "dense"
+    batches = [slice(0, batch), slice(batch, 2 * batch), slice(2 * batch, 3 * batch)]
+    refs = reference_steps(params, dense, Y, batches, lr, 1, dense_adam)
+
+    schedule = state.init_schedule(50, 0)
+    snapshots = []
+    for rows, ref in zip(batches, refs):
+        core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Ycsr),
+                         np.arange(rows.start, rows.stop, dtype=np.int64),
+                         config(lr, batch, dense_adam), schedule)
+        assert_matches_reference(params, ref, 1)
+        snapshots.append({k: v.copy() for k, v in params.items() if isinstance(v, np.ndarray)})
+
+    first, second = snapshots[0], snapshots[1]
+    lr_2 = lr * np.sqrt(1 - BETA2**2) / (1 - BETA1**2)
+    for name in ("output_weights", "output_biases", "hidden_weights_0"):
+        w, m, v = (first[name + suffix].astype(np.float64) for suffix in ("", "_adam_m", "_adam_v"))
+        moving = m != 0  # got a gradient at step 1 (a dead ReLU unit's column did not)
+        assert np.all(moving.reshape(len(m), -1).any(axis=1))
+        if dense_adam:
+            m, v = BETA1 * m, BETA2 * v
+            expected = w - lr_2 * m / (np.sqrt(v) + EPS)
+            np.testing.assert_allclose(second[name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
+            np.testing.assert_allclose(second[name + "_adam_m"], m, rtol=1e-6, err_msg=name)
+            np.testing.assert_array_equal(second[name] != first[name], moving, err_msg=name)
+        else:
+            np.testing.assert_array_equal(second[name], first[name], err_msg=name)
 
 
 def test_loss_matches_numpy_at_initialisation():

@@ -151,6 +151,20 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
   }
 }
 
+// One Adam step of weight row r (and, in the output layer, its bias) with
+// gradient grad (zeroed by the step); records the step in row_step.
+void update_row(const AdamStep& adam, Layer& layer, int64_t r, float* grad, float& bias_grad,
+                bool output_layer) {
+  const int64_t cols = layer.weight.cols;
+  const int64_t last = layer.row_step[r];
+  adam.update(layer.weight.row(r), layer.weight.adam_m + r * cols, layer.weight.adam_v + r * cols,
+              grad, cols, last);
+  if (output_layer)
+    adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r, &bias_grad, 1,
+                last);
+  layer.row_step[r] = adam.step();
+}
+
 // Lazy Adam on the grouped rows of one shard. A row's gradient is the sum, in
 // sample order, of weight * (the sample's last hidden activation) for output
 // neurons (weight = dLoss/dlogit, also summed into the neuron's bias), or
@@ -183,13 +197,7 @@ void update_rows(const AdamStep& adam, Layer& layer, const RowGroups& groups, Ba
       kernels().axpy(w, v, grad.data(), cols);
       if (output_layer) bias_grad += w;
     }
-    const int64_t last = layer.row_step[r];
-    adam.update(layer.weight.row(r), layer.weight.adam_m + r * cols,
-                layer.weight.adam_v + r * cols, grad.data(), cols, last);
-    if (output_layer)
-      adam.update(layer.bias.value + r, layer.bias.adam_m + r, layer.bias.adam_v + r,
-                  &bias_grad, 1, last);
-    layer.row_step[r] = adam.step();
+    update_row(adam, layer, r, grad.data(), bias_grad, output_layer);
   }
 }
 
@@ -233,6 +241,23 @@ void update_sparse_rows(const AdamStep& adam, Network& net, BatchSlots& slots,
     });
   }
   errors.rethrow();
+}
+
+// Dense Adam (TrainConfig::dense_adam), after update_sparse_rows: every row the
+// batch did not touch (row_step still before this step) takes the step too, with
+// a zero gradient, so its momentum keeps moving it. Each row is updated every
+// step, so its gap is 0 and the lazy rule of adam.h is exactly Adam. Each row is
+// one thread's: the result does not depend on the thread count.
+void update_untouched_rows(const AdamStep& adam, Layer& layer, bool output_layer, int n_threads) {
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<float> zero(layer.weight.cols, 0.f);  // the step zeroes it again
+    float zero_bias = 0.f;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < layer.weight.rows; ++r)
+      if (layer.row_step[r] != adam.step())
+        update_row(adam, layer, r, zero.data(), zero_bias, output_layer);
+  }
 }
 
 // Dense parameters (hidden biases, hidden layers after the first): gradients
@@ -355,6 +380,10 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
     schedule.step += 1;
     const AdamStep adam(config.adam, adam_decay, schedule.step);
     update_sparse_rows(adam, net, slots, X, order + begin, n, shards, n_threads);
+    if (config.dense_adam) {  // then every other row of those layers, zero gradient
+      update_untouched_rows(adam, net.output, true, n_threads);
+      update_untouched_rows(adam, net.hidden[0], false, n_threads);
+    }
     update_dense_params(adam, net, slots, n, weight_grads, n_threads);
     schedule.samples_seen += n;
     stats.n_samples += n;

@@ -1,7 +1,8 @@
 // One epoch of SLIDE training. Per batch: the samples run in parallel (forward,
 // sampled softmax over the sample's active set, backward), each into its own
 // slot; then each touched row's gradient is summed in sample order and updated
-// by lazy Adam (rows in parallel). Unlike SLIDE's HOGWILD, no gradient row is
+// by lazy Adam (rows in parallel), or by dense Adam when asked (every other row
+// also steps, with a zero gradient). Unlike SLIDE's HOGWILD, no gradient row is
 // written by two threads, so no update is lost and the result does not depend on
 // the thread count. Also the rehash / rebuild schedule of the output tables.
 #pragma once
@@ -31,6 +32,8 @@ struct TrainConfig {
   uint64_t seed = 0;            // random negatives (one stream per sample)
   double rehash_growth = 1.0;   // each rehash interval is this factor longer than the previous
   int64_t rebuild_every = 0;    // draw new hash functions every this many rehashes (0: never)
+  bool dense_adam = false;      // also step the rows of the input and output layers that got
+                                // no gradient (PyTorch's dense Adam); false: lazy (adam.h)
 };
 
 // Schedule state carried from epoch to epoch (and pickled with the model).
