@@ -5,7 +5,7 @@ Needs the ``dask`` extra (``pip install "sklearn-slide[dask]"``, which brings
 ``dask[distributed]``); ``import sklearn_slide`` never imports this module.
 
 - :func:`search_on_cluster` runs a ``GridSearchCV`` (or any scikit-learn search)
-  with joblib's Dask backend, scattering ``X`` and ``y`` to every worker once and
+  with joblib's Dask backend, sending ``X`` and ``y`` to the cluster once and
   giving each fit the worker's share of cores.
 - :func:`predict_topk` ranks the rows of a Dask array, a big matrix or a
   sequence of row blocks on the workers; the model is shipped once, and only
@@ -226,16 +226,21 @@ def _searched_params(search):
     return names
 
 
-def search_on_cluster(search, X, y=None, *, client=None, n_threads="auto", scatter=True,
-                      **fit_params):
+def search_on_cluster(search, X, y=None, *, client=None, n_threads="auto", **fit_params):
     """Fit a scikit-learn search (``GridSearchCV``, ...) on a Dask cluster.
 
     The search runs unchanged under ``joblib.parallel_config(backend="dask")``:
     every (candidate, fold) fit is a task on a worker. This helper adds what
     makes that efficient:
 
-    - ``X`` and ``y`` are scattered to every worker once (joblib's
-      ``scatter=[X, y]``) instead of travelling with each task;
+    - ``X`` and ``y`` go to the cluster once per search, not with each task
+      (joblib scatters large arguments once per ``Parallel`` call, without
+      content hashing; workers then fetch them from each other). Not joblib's
+      ``scatter=[X, y]`` broadcast: it names the data by a hash of its content,
+      so searching the same data twice in a row could scatter it again while
+      the previous search's copy was being released; a task then waited forever
+      for data the scheduler had dropped ("Could not find data", seen in our
+      tests on a loaded machine; dask/distributed#3703 is the same family);
     - the estimator's ``n_threads=None``, which would mean one thread on a
       worker (Dask starts workers with ``OMP_NUM_THREADS=1``), is replaced by
       the workers' per-task share of cores for the duration of the search.
@@ -266,8 +271,6 @@ def search_on_cluster(search, X, y=None, *, client=None, n_threads="auto", scatt
         The original values are restored on ``search.estimator`` and
         ``search.best_estimator_`` afterwards, so the fitted model uses the
         caller's default when predicting locally.
-    scatter : bool, default=True
-        Broadcast ``X`` and ``y`` to all workers before the search starts.
     **fit_params : dict
         Passed to ``search.fit``.
 
@@ -313,11 +316,10 @@ def search_on_cluster(search, X, y=None, *, client=None, n_threads="auto", scatt
     elif n_threads is not None:
         updates = dict.fromkeys(candidates, n_threads)
 
-    data = [a for a in (X, y) if a is not None] if scatter else []
     if updates:
         search.set_params(estimator=clone(original_estimator).set_params(**updates))
     try:
-        with joblib.parallel_config(backend="dask", client=client, scatter=data or None):
+        with joblib.parallel_config(backend="dask", client=client):
             search.fit(X, y, **fit_params)
     finally:
         search.set_params(estimator=original_estimator)

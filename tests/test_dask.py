@@ -212,9 +212,10 @@ def test_grid_search_on_dask_backend_matches_local_and_scatters_once(client, dat
 
     monkeypatch.setattr(client, "scatter", counting_scatter)
     remote = _search(model, {"hash_bits": [3, 5], "n_tables": [4, 8]})
-    with joblib.parallel_config(backend="dask", scatter=[X, Y]):
+    with joblib.parallel_config(backend="dask"):
         remote.fit(X, Y)
-    # X and Y went to the workers once, with the backend's broadcast.
+    # X and Y went to the cluster once (joblib scatters large arguments once per
+    # Parallel call), not with each of the 8 fits.
     assert scattered.count(id(X)) == 1 and scattered.count(id(Y)) == 1
     # n_threads=1: every fit is bit-reproducible, so the results are identical.
     for name in ("P@1", "P@3", "nDCG@5", "PSP@5"):
