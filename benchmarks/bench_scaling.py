@@ -2,7 +2,8 @@
 
 Parts (each system and setting in its own process, so peak RSS is its own):
 
-- ``threads``: samples/s with 1 and 2 threads (steady-state epoch on a subset).
+- ``threads``: samples/s with 1 and 2 threads: steady-state epochs on a subset,
+  alternating 1 and 2 threads on one model (``--pairs``), medians.
 - ``labels``: time per training sample and peak RSS at 100k, 300k and 670k labels
   (same 50k-row data shape), SlideClassifier vs the dense PyTorch network of
   the same shape (full softmax: its cost grows linearly with labels).
@@ -22,6 +23,7 @@ Results: ``benchmarks/results/scaling.json`` (merged), ``scaling.md``, ``scaling
 """
 
 import argparse
+import statistics
 from pathlib import Path
 
 import _common as C
@@ -49,6 +51,27 @@ def work_slide_speed(spec):
     return {"first_epoch_s": first.wall, "wall_s": second.wall, "cpu_s": second.cpu,
             "samples_per_s": X.shape[0] / second.wall, "rows": X.shape[0],
             "rss_after_data_mb": rss_data}
+
+
+def work_slide_threads(spec):
+    """Steady-state epochs alternating 1 and 2 threads on one warm-started model.
+
+    Fits are bit-identical for any thread count, so every epoch does the same
+    kind of work; alternating in pairs cancels the drift of a shared machine.
+    """
+    from sklearn_slide import SlideClassifier
+
+    X, Y, _, _ = C.load_dataset(spec["dataset"])
+    X, Y = X[:spec["rows"]], Y[:spec["rows"]]
+    clf = SlideClassifier(hash_family="dwta", max_iter=1, warm_start=True, random_state=0,
+                          n_threads=1).fit(X, Y)  # first epoch: tables, page faults
+    epochs = {"1": [], "2": []}
+    for _ in range(spec["pairs"]):
+        for threads in ("1", "2"):
+            with C.Timer() as t:
+                clf.set_params(n_threads=int(threads)).fit(X, Y)
+            epochs[threads].append({"wall_s": t.wall, "cpu_s": t.cpu})
+    return {"rows": X.shape[0], "epochs": epochs}
 
 
 def work_torch_speed(spec):
@@ -82,8 +105,8 @@ def work_slide_quality(spec):
             "P@1": precision_at_k(Y_test, labels, 1), "P@5": precision_at_k(Y_test, labels, 5)}
 
 
-HANDLERS = {"slide_speed": work_slide_speed, "torch_speed": work_torch_speed,
-            "slide_quality": work_slide_quality}
+HANDLERS = {"slide_speed": work_slide_speed, "slide_threads": work_slide_threads,
+            "torch_speed": work_torch_speed, "slide_quality": work_slide_quality}
 
 
 # ---------------------------------------------------------------------- main
@@ -95,10 +118,10 @@ def plan(args):
     rows = 1500 if args.quick else args.rows
     epochs = 1 if args.quick else args.epochs
     if "threads" in args.parts and "slide" in args.systems:
-        for threads in (1, 2):
-            runs.append((f"threads/slide/{threads}",
-                         {"kind": "slide_speed", "dataset": big, "rows": rows, "threads": threads},
-                         threads))
+        runs.append(("threads/slide/paired",
+                     {"kind": "slide_threads", "dataset": big, "rows": rows,
+                      "pairs": 1 if args.quick else args.pairs},
+                     2))
     if "labels" in args.parts:
         for dataset in (["quick"] if args.quick else LABEL_SETS):
             if "slide" in args.systems:
@@ -130,19 +153,27 @@ def report(results, out, plt):
                 if k.startswith(part + "/") and "error" not in v}
 
     lines = []
-    threads = rows_of("threads")
-    if threads:
-        one, two = threads.get("slide/1"), threads.get("slide/2")
-        lines.append("### Threads (SlideClassifier, steady-state epoch)\n")
-        rows = [{"threads": k.split("/")[1], **v} for k, v in sorted(threads.items())]
+    paired = rows_of("threads").get("slide/paired")
+    if paired:
+        lines.append("### Threads (SlideClassifier, steady-state epochs alternating 1 and 2 "
+                     "threads on one model)\n")
+        rows, median = [], {}
+        for threads, epochs in paired["epochs"].items():
+            rates = [paired["rows"] / e["wall_s"] for e in epochs]
+            median[threads] = statistics.median(rates)
+            rows.append({"threads": threads, "rows": paired["rows"], "n": len(rates),
+                         "median": median[threads],
+                         "all": " ".join(f"{r:,.0f}" for r in rates),
+                         "cpu/wall": statistics.median(e["cpu_s"] / e["wall_s"] for e in epochs),
+                         "date": paired["machine"]["date"]})
         lines.append(C.markdown_table(rows, [
-            ("threads", "threads", ""), ("rows", "rows", ",d"), ("epoch s", "wall_s", ".1f"),
-            ("samples/s", "samples_per_s", ",.0f"), ("CPU/wall", lambda r: r["cpu_s"] / r["wall_s"],
-                                                     ".2f"),
-            ("peak RSS MB", "peak_rss_mb", ",.0f"), ("date", lambda r: r["machine"]["date"], "")]))
-        if one and two:
-            lines.append(f"\nSpeed-up 2 threads / 1 thread: "
-                         f"**{two['samples_per_s'] / one['samples_per_s']:.2f}x**\n")
+            ("threads", "threads", ""), ("rows", "rows", ",d"), ("epochs", "n", "d"),
+            ("median samples/s", "median", ",.0f"), ("each epoch, samples/s", "all", ""),
+            ("CPU/wall", "cpu/wall", ".2f"), ("date", "date", "")]))
+        pairs = [paired["epochs"]["1"][i]["wall_s"] / paired["epochs"]["2"][i]["wall_s"]
+                 for i in range(len(paired["epochs"]["1"]))]
+        lines.append(f"\nSpeed-up 2 threads / 1 thread: **{median['2'] / median['1']:.2f}x** "
+                     f"(ratio of medians; per pair: {' '.join(f'{p:.2f}' for p in pairs)})\n")
     labels = rows_of("labels")
     if labels:
         lines.append("### Labels (time per training sample, peak RSS)\n")
@@ -225,6 +256,8 @@ def main():
     parser.add_argument("--systems", nargs="+", default=["slide", "torch"],
                         choices=["slide", "torch"])
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the speed epochs")
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="1-thread/2-thread epoch pairs of the threads part")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the batch/tables sweeps")
     parser.add_argument("--report-only", action="store_true",
                         help="only re-draw the tables and plots from the stored runs")
@@ -242,6 +275,11 @@ def main():
         result = C.run_worker(Path(__file__), spec, threads=threads)
         if "error" in result:
             print(f"   FAILED: {result['error']}", flush=True)
+        elif "epochs" in result:
+            for threads, epochs in result["epochs"].items():
+                print(f"   {threads} thread(s): " + " ".join(
+                    f"{result['rows'] / e['wall_s']:,.0f}" for e in epochs) + " samples/s",
+                    flush=True)
         else:
             print(f"   {result['samples_per_s']:,.0f} samples/s, peak RSS "
                   f"{result['peak_rss_mb']:,.0f} MB" +
