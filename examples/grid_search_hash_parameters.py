@@ -41,16 +41,14 @@ few labels (``--data`` on bibtex: 159) the settings land within 0.05 of P@1.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils.parallel import Parallel, delayed
 
 from sklearn_slide import SlideClassifier
 from sklearn_slide._engine import resolve_n_threads
-from sklearn_slide.datasets import load_xc, make_extreme_multilabel
+from sklearn_slide.datasets import load_xc_folder, make_extreme_multilabel
 from sklearn_slide.metrics import xmc_scorer
 
 # Default mode: 2 families x 2 code counts x 2 table counts x 2 bucket caps.
@@ -73,15 +71,7 @@ COLUMNS = ("hash_family", "hash_bits", "n_tables", "bucket_size")
 def load_data(args):
     """(X_train, Y_train, X_test, Y_test), all CSR."""
     if args.data:
-        folder = Path(args.data)
-        train = sorted(folder.glob("train.txt*"))
-        test = sorted(folder.glob("test.txt*"))
-        if not train or not test:
-            sys.exit(f"{folder} must contain train.txt[.gz] and test.txt[.gz] (XC format)")
-        X_train, Y_train = load_xc(train[0])
-        # The test file must share the training file's feature and label spaces.
-        X_test, Y_test = load_xc(test[0], n_features=X_train.shape[1], n_labels=Y_train.shape[1])
-        return X_train, Y_train, X_test, Y_test
+        return load_xc_folder(args.data)
     n_train, n_features, n_labels = (1_500, 3_000, 1_000) if args.quick else (9_000, 20_000, 10_000)
     X, Y = make_extreme_multilabel(
         n_train + n_train // 4, n_features, n_labels, random_state=args.seed

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from sklearn_slide import SlideClassifier
-from sklearn_slide.datasets import load_xc, make_extreme_multilabel
+from sklearn_slide.datasets import load_xc_folder, make_extreme_multilabel
 from sklearn_slide.metrics import precision_at_k
 
 MATPLOTLIB_MISSING = (
@@ -54,14 +54,7 @@ def import_pyplot():
 def load_data(args):
     """(X_train, Y_train, X_test, Y_test), all CSR."""
     if args.data:
-        folder = Path(args.data)
-        train = sorted(folder.glob("train.txt*"))
-        test = sorted(folder.glob("test.txt*"))
-        if not train or not test:
-            sys.exit(f"{folder} must contain train.txt[.gz] and test.txt[.gz] (XC format)")
-        X_train, Y_train = load_xc(train[0])
-        X_test, Y_test = load_xc(test[0], n_features=X_train.shape[1], n_labels=Y_train.shape[1])
-        return X_train, Y_train, X_test, Y_test
+        return load_xc_folder(args.data)
     quick = args.quick
     n_train, n_features, n_labels = (2_000, 3_000, 1_000) if quick else (10_000, 20_000, 10_000)
     X, Y = make_extreme_multilabel(

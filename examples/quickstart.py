@@ -7,21 +7,15 @@
 
 import argparse
 import time
-from pathlib import Path
 
 from sklearn_slide import SlideClassifier
-from sklearn_slide.datasets import load_xc, make_extreme_multilabel
+from sklearn_slide.datasets import load_xc_folder, make_extreme_multilabel
 from sklearn_slide.metrics import ndcg_at_k, precision_at_k
 
 
 def load_data(args):
     if args.data:
-        folder = Path(args.data)
-        train = next(p for p in sorted(folder.glob("train.txt*")))
-        test = next(p for p in sorted(folder.glob("test.txt*")))
-        X_train, Y_train = load_xc(train)
-        X_test, Y_test = load_xc(test, n_features=X_train.shape[1], n_labels=Y_train.shape[1])
-        return X_train, Y_train, X_test, Y_test
+        return load_xc_folder(args.data)
     n_train, n_labels = (4_000, 2_000) if args.quick else (50_000, 20_000)
     X, Y = make_extreme_multilabel(
         n_train + n_train // 5, 50_000, n_labels, random_state=args.seed

@@ -21,9 +21,7 @@ XC file's bag-of-words features; the original words are not in the file.)
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -31,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from sklearn_slide import SlideClassifier
-from sklearn_slide.datasets import load_xc, make_extreme_multilabel
+from sklearn_slide.datasets import load_xc_folder, make_extreme_multilabel
 from sklearn_slide.metrics import xmc_scorer
 
 _CONSONANTS = "bdfgklmnprstvz"
@@ -72,13 +70,7 @@ def to_documents(X, Y, rng):
 def load_data(args):
     """Train and test (documents, tag lists)."""
     if args.data:
-        folder = Path(args.data)
-        train = sorted(folder.glob("train.txt*"))
-        test = sorted(folder.glob("test.txt*"))
-        if not train or not test:
-            sys.exit(f"{folder} must contain train.txt[.gz] and test.txt[.gz] (XC format)")
-        X_train, Y_train = load_xc(train[0])
-        X_test, Y_test = load_xc(test[0], n_features=X_train.shape[1], n_labels=Y_train.shape[1])
+        X_train, Y_train, X_test, Y_test = load_xc_folder(args.data)
     else:
         n_train, n_words, n_tags = (2_000, 3_000, 500) if args.quick else (20_000, 30_000, 5_000)
         X, Y = make_extreme_multilabel(

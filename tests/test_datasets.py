@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from sklearn_slide.datasets import dump_xc, load_xc, make_extreme_multilabel
+from sklearn_slide.datasets import dump_xc, load_xc, load_xc_folder, make_extreme_multilabel
 
 
 def _data_dir():
@@ -389,3 +389,26 @@ def test_generator_validation(kwargs, name):
     params.update(kwargs)
     with pytest.raises(ValueError, match=name):
         make_extreme_multilabel(**params)
+
+
+# ---------------------------------------------------------- load_xc_folder
+
+
+def test_load_xc_folder_gives_test_the_training_widths(tmp_path):
+    X, Y = make_extreme_multilabel(60, 50, 30, random_state=0)
+    dump_xc(X[:40], Y[:40], tmp_path / "train.txt")
+    # The test part alone would declare narrower matrices in its header.
+    X_test, Y_test = X[40:, :10], Y[40:, :5]
+    dump_xc(X_test, Y_test, tmp_path / "test.txt.gz")
+    X_train, Y_train, X_test_read, Y_test_read = load_xc_folder(tmp_path)
+    assert X_train.shape == (40, 50) and Y_train.shape == (40, 30)
+    assert X_test_read.shape == (20, 50) and Y_test_read.shape == (20, 30)
+    np.testing.assert_array_equal(X_test_read[:, :10].toarray(), X_test.toarray())
+    np.testing.assert_array_equal(Y_test_read[:, :5].toarray(), Y_test.toarray())
+
+
+def test_load_xc_folder_names_the_missing_file(tmp_path):
+    X, Y = make_extreme_multilabel(20, 10, 5, random_state=0)
+    dump_xc(X, Y, tmp_path / "train.txt")
+    with pytest.raises(FileNotFoundError, match="must contain test.txt"):
+        load_xc_folder(tmp_path)

@@ -28,25 +28,26 @@ def test_simd_kernels_match_generic(xmc_small, restore_kernels, name):
     # Hidden sizes that are not multiples of the vector width exercise the tails.
     kwargs = dict(hidden_layer_sizes=(37, 21), hash_family="dwta", min_active=40,
                   max_active=200, max_iter=2, random_state=0, n_threads=1)
-    results = {}
+    models = {}
     for kernels in ("generic", name):
         select_kernels(kernels)
-        clf = SlideClassifier(**kwargs).fit(X, Y)
-        results[kernels] = (clf, clf.predict_proba(X_test[:64]))
-    (generic_clf, generic_proba), (simd_clf, simd_proba) = results["generic"], results[name]
+        models[kernels] = SlideClassifier(**kwargs).fit(X, Y)
     # Training: the same steps up to rounding.
-    np.testing.assert_allclose(simd_clf.loss_curve_, generic_clf.loss_curve_, rtol=1e-3)
-    # Inference with one model under both kernel sets.
+    np.testing.assert_allclose(models[name].loss_curve_, models["generic"].loss_curve_, rtol=1e-3)
+    # Inference with one model under both kernel sets (every scoring path).
+    simd_clf = models[name]
     select_kernels("generic")
     ref_proba = simd_clf.predict_proba(X_test)
-    ref_labels, ref_scores = simd_clf.predict_topk(X_test, k=5)
+    ref_topk = {mode: simd_clf.set_params(inference=mode, n_probes=3).predict_topk(X_test, k=5)
+                for mode in ("exact", "clusters")}
     select_kernels(name)
     np.testing.assert_allclose(simd_clf.predict_proba(X_test), ref_proba, rtol=1e-4, atol=1e-7)
-    labels, scores = simd_clf.predict_topk(X_test, k=5)
-    np.testing.assert_allclose(scores, ref_scores, rtol=1e-4, atol=1e-5)
-    # Labels agree except where two scores tie to within rounding.
-    close = np.isclose(scores[:, :-1], scores[:, 1:], rtol=1e-4, atol=1e-5).any(axis=1)
-    np.testing.assert_array_equal(labels[~close], ref_labels[~close])
+    for mode, (ref_labels, ref_scores) in ref_topk.items():
+        labels, scores = simd_clf.set_params(inference=mode).predict_topk(X_test, k=5)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-4, atol=1e-5)
+        # Labels agree except where two scores tie to within rounding.
+        close = np.isclose(scores[:, :-1], scores[:, 1:], rtol=1e-4, atol=1e-5).any(axis=1)
+        np.testing.assert_array_equal(labels[~close], ref_labels[~close])
 
 
 @pytest.mark.parametrize("name", [k for k in available_kernels() if k != "generic"])

@@ -2,10 +2,12 @@
 
 - :func:`make_extreme_multilabel` generates XMC problems of any size.
 - :func:`load_xc` and :func:`dump_xc` read and write the Extreme
-  Classification Repository text format.
+  Classification Repository text format; :func:`load_xc_folder` reads a
+  train/test split folder of it.
 """
 
 from ._synthetic import make_extreme_multilabel
+from ._xc_folder import load_xc_folder
 from ._xc_format import dump_xc, load_xc
 
-__all__ = ["dump_xc", "load_xc", "make_extreme_multilabel"]
+__all__ = ["dump_xc", "load_xc", "load_xc_folder", "make_extreme_multilabel"]
