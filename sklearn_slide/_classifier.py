@@ -1,5 +1,6 @@
 """SlideClassifier: the scikit-learn estimator around the SLIDE engine."""
 
+import inspect
 import time
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -747,7 +748,19 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             )
         if network is not None:
             state.check_network(network)
+        # Parameters added after the model was saved take their defaults, which
+        # keep the saved model's behaviour (get_params and clone need them all).
+        for name, default in _constructor_defaults(type(self)).items():
+            state_dict.setdefault(name, default)
         super().__setstate__(state_dict)
+
+
+def _constructor_defaults(cls):
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def _as_canonical_csr(X):

@@ -1,7 +1,9 @@
 // AVX2 + FMA kernels. Compiled with -mavx2 -mfma; only called when the CPU has both.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "slide/kernels.h"
 
@@ -39,58 +41,59 @@ void axpy_avx2(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
-// One input against one neuron with exactly the block path's summation order, so
-// a row's scores do not depend on where it falls in a block.
-inline float block_order_dot(const float* x, const float* w, int64_t dim) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= dim; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc);
-  float s = hsum256(acc);
-  for (; i < dim; ++i) s += w[i] * x[i];
-  return s;
-}
+// Scores as a small GEMM, as in the AVX-512 kernel: a panel of 24 neurons is
+// transposed once (dim x 24, zero-padded), then each input row's coordinates are
+// broadcast against it. Every (row, neuron) score is the same chain
+// acc = fma(x[d], w[d], acc) over d, so a row's result does not depend on its
+// position in the block. 24 = 3 registers: 4 rows x 3 accumulators + 3 weights
+// + 1 broadcast fit in the 16 ymm registers.
+constexpr int64_t kPanel = 24;
 
-// Four inputs against one neuron at a time: each weight vector is loaded once per
-// four dot products, which is what bounds the exact output layer.
-void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, const float* bias,
-                      int64_t n_cols, int64_t dim, float* out, int64_t out_stride) {
-  int64_t r = 0;
-  for (; r + 4 <= n_rows; r += 4) {
-    const float* x0 = rows + r * dim;
-    const float* x1 = x0 + dim;
-    const float* x2 = x1 + dim;
-    const float* x3 = x2 + dim;
-    for (int64_t j = 0; j < n_cols; ++j) {
-      const float* w = weights + j * dim;
-      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-      __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-      int64_t i = 0;
-      for (; i + 8 <= dim; i += 8) {
-        const __m256 wv = _mm256_loadu_ps(w + i);
-        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + i), a0);
-        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), a1);
-        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + i), a2);
-        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + i), a3);
-      }
-      float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
-      for (; i < dim; ++i) {
-        s0 += w[i] * x0[i];
-        s1 += w[i] * x1[i];
-        s2 += w[i] * x2[i];
-        s3 += w[i] * x3[i];
-      }
-      const float b = bias ? bias[j] : 0.f;
-      out[r * out_stride + j] = s0 + b;
-      out[(r + 1) * out_stride + j] = s1 + b;
-      out[(r + 2) * out_stride + j] = s2 + b;
-      out[(r + 3) * out_stride + j] = s3 + b;
+template <int R>
+void score_rows_panel(const float* rows, int64_t dim, const float* panel, const float* bias,
+                      int64_t width, float* out, int64_t out_stride) {
+  __m256 acc[R][3];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < 3; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < dim; ++d) {
+    const float* p = panel + d * kPanel;
+    const __m256 w0 = _mm256_loadu_ps(p), w1 = _mm256_loadu_ps(p + 8);
+    const __m256 w2 = _mm256_loadu_ps(p + 16);
+    for (int i = 0; i < R; ++i) {
+      const __m256 x = _mm256_broadcast_ss(rows + i * dim + d);
+      acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+      acc[i][2] = _mm256_fmadd_ps(x, w2, acc[i][2]);
     }
   }
-  for (; r < n_rows; ++r) {
-    for (int64_t j = 0; j < n_cols; ++j) {
-      const float s = block_order_dot(rows + r * dim, weights + j * dim, dim);
-      out[r * out_stride + j] = s + (bias ? bias[j] : 0.f);
+  for (int i = 0; i < R; ++i) {
+    alignas(32) float scores[kPanel];
+    for (int j = 0; j < 3; ++j) _mm256_store_ps(scores + 8 * j, acc[i][j]);
+    for (int64_t j = 0; j < width; ++j)
+      out[i * out_stride + j] = scores[j] + (bias ? bias[j] : 0.f);
+  }
+}
+
+void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, const float* bias,
+                      int64_t n_cols, int64_t dim, float* out, int64_t out_stride) {
+  thread_local std::vector<float> panel;
+  panel.assign(static_cast<size_t>(dim * kPanel), 0.f);
+  for (int64_t c = 0; c < n_cols; c += kPanel) {
+    const int64_t width = std::min(kPanel, n_cols - c);
+    for (int64_t j = 0; j < width; ++j) {
+      const float* w = weights + (c + j) * dim;
+      for (int64_t d = 0; d < dim; ++d) panel[d * kPanel + j] = w[d];
     }
+    for (int64_t j = width; j < kPanel; ++j)
+      for (int64_t d = 0; d < dim; ++d) panel[d * kPanel + j] = 0.f;
+    const float* b = bias ? bias + c : nullptr;
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4)
+      score_rows_panel<4>(rows + r * dim, dim, panel.data(), b, width, out + r * out_stride + c,
+                          out_stride);
+    for (; r < n_rows; ++r)
+      score_rows_panel<1>(rows + r * dim, dim, panel.data(), b, width, out + r * out_stride + c,
+                          out_stride);
   }
 }
 
