@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "slide/kernels.h"
+#include "slide/kernels_panel.h"
 
 namespace slide {
 namespace {
@@ -76,25 +77,8 @@ void score_rows_panel(const float* rows, int64_t dim, const float* panel, const 
 
 void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, const float* bias,
                       int64_t n_cols, int64_t dim, float* out, int64_t out_stride) {
-  thread_local std::vector<float> panel;
-  panel.assign(static_cast<size_t>(dim * kPanel), 0.f);
-  for (int64_t c = 0; c < n_cols; c += kPanel) {
-    const int64_t width = std::min(kPanel, n_cols - c);
-    for (int64_t j = 0; j < width; ++j) {
-      const float* w = weights + (c + j) * dim;
-      for (int64_t d = 0; d < dim; ++d) panel[d * kPanel + j] = w[d];
-    }
-    for (int64_t j = width; j < kPanel; ++j)
-      for (int64_t d = 0; d < dim; ++d) panel[d * kPanel + j] = 0.f;
-    const float* b = bias ? bias + c : nullptr;
-    int64_t r = 0;
-    for (; r + 4 <= n_rows; r += 4)
-      score_rows_panel<4>(rows + r * dim, dim, panel.data(), b, width, out + r * out_stride + c,
-                          out_stride);
-    for (; r < n_rows; ++r)
-      score_rows_panel<1>(rows + r * dim, dim, panel.data(), b, width, out + r * out_stride + c,
-                          out_stride);
-  }
+  score_block_by_panels<kPanel, score_rows_panel<4>, score_rows_panel<1>>(
+      rows, n_rows, weights, bias, n_cols, dim, out, out_stride);
 }
 
 void adam_avx2(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {

@@ -225,13 +225,14 @@ void update_sparse_rows(const AdamStep& adam, Network& net, BatchSlots& slots,
       shard.output.clear();
       shard.input.clear();
       for (int64_t s = 0; s < n; ++s) {
+        const auto sample = static_cast<int32_t>(s);
         const auto& ids = slots.out_ids[s];
         for (size_t a = 0; a < ids.size(); ++a)
-          if (mine(ids[a])) shard.output.add(ids[a], static_cast<int32_t>(s), slots.out_deltas[s][a]);
+          if (mine(ids[a])) shard.output.add(ids[a], sample, slots.out_deltas[s][a]);
         if (!slots.labelled[s]) continue;
         const int64_t row = batch_rows[s];
         for (int64_t p = X.row_begin(row); p < X.row_end(row); ++p)
-          if (mine(X.indices[p])) shard.input.add(X.indices[p], static_cast<int32_t>(s), X.data[p]);
+          if (mine(X.indices[p])) shard.input.add(X.indices[p], sample, X.data[p]);
       }
       shard.output.finish();
       shard.input.finish();
