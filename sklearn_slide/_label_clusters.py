@@ -52,6 +52,11 @@ def cached_index(owner, key, build):
     return index
 
 
+def forget(owner):
+    """Drop the index cached for ``owner`` (its weights are changing)."""
+    _INDEX_CACHE.pop(owner, None)
+
+
 def default_n_clusters(n_labels):
     """About 4 sqrt(n_labels): ~80 labels per cluster at 10^5 labels, ~200 at 10^6."""
     return int(min(n_labels, max(1, round(4 * math.sqrt(n_labels)))))

@@ -94,6 +94,18 @@ def test_index_follows_further_training(xmc_small):
                                   fresh.predict_topk(X_test, k=5)[0])
 
 
+def test_refit_with_as_many_steps_gets_a_new_index(xmc_small):
+    # Same step count after the refit: the cache must not rely on it alone.
+    X, Y, X_test, _ = xmc_small
+    params = dict(**FAST, inference="clusters", n_probes=2)
+    refit = SlideClassifier(**params).fit(X, Y)
+    refit.predict_topk(X_test, k=5)
+    refit.set_params(random_state=1).fit(X, Y)
+    fresh = SlideClassifier(**{**params, "random_state": 1}).fit(X, Y)
+    np.testing.assert_array_equal(refit.predict_topk(X_test, k=5)[0],
+                                  fresh.predict_topk(X_test, k=5)[0])
+
+
 def test_index_leaves_the_estimator_and_its_pickle_unchanged(fitted):
     clf, X_test = fitted
     clf.set_params(inference="exact")
