@@ -31,7 +31,7 @@ CXX=${CXX:-g++}
 if [ "$#" -eq 0 ]; then
   set -- tests/test_hash_families.py tests/test_kernels.py tests/test_engine_reference.py \
     tests/test_classifier.py tests/test_bad_input.py tests/test_faults.py tests/test_fuzz.py \
-    tests/test_threads.py tests/test_datasets.py \
+    tests/test_threads.py tests/test_datasets.py tests/test_label_clusters.py \
     tests/test_interrupt.py::test_sigint_during_partial_fit
 fi
 
