@@ -210,6 +210,7 @@ slide::TrainConfig train_config_from(const py::dict& c) {
   config.rehash_growth = c["rehash_growth"].cast<double>();
   config.rebuild_every = c["rebuild_every"].cast<int64_t>();
   config.dense_adam = c["dense_adam"].cast<bool>();
+  config.logq_correction = c["logq_correction"].cast<bool>();
   if (config.batch_size < 1 || config.bucket_size < 1)
     throw py::value_error("batch_size and bucket_size must be >= 1");
   check_n_threads(config.n_threads);

@@ -100,6 +100,14 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         100k-label problem dense was ahead for 3 epochs, then plateaued at P@1
         0.725 where lazy reached 0.748.) Hidden layers after the first and all
         hidden biases are always updated densely.
+    logq_correction : bool, default=False
+        Sampled-softmax correction of the random negatives: each of the ``m``
+        uniformly drawn negatives stands for ``pool / m`` labels of the full
+        softmax's sum, so its logit gets ``+ log(pool / m)`` in the training
+        softmax (true labels and hash-table candidates are unchanged). Measured
+        on generated data (50k rows, DWTA defaults): slower first epochs, higher
+        plateau; 100k labels P@1 0.764 after 12 epochs and still rising vs a
+        0.748 plateau without; 300k labels 0.723 vs 0.705 (BENCHMARKS.md).
     inference : {"exact", "clusters", "lsh"}, default="exact"
         How ``predict_topk`` and ``predict`` score. "exact": every output neuron.
         "clusters": the output neurons are grouped once by the direction of their
@@ -180,6 +188,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         "rehash_growth": [Interval(Real, 1, None, closed="left")],
         "rebuild_every": [Interval(Integral, 0, _INT62_MAX, closed="both")],
         "adam_updates": [StrOptions({"lazy", "dense"})],
+        "logq_correction": ["boolean"],
         "inference": [StrOptions({"exact", "clusters", "lsh"})],
         "n_probes": [Interval(Integral, 1, _INT32_MAX, closed="both"), None],
         "predict_k": [Interval(Integral, 1, None, closed="left"), None],
@@ -208,6 +217,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         rehash_growth=1.1,
         rebuild_every=20,
         adam_updates="lazy",
+        logq_correction=False,
         inference="exact",
         n_probes=None,
         predict_k=None,
@@ -232,6 +242,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         self.rehash_growth = rehash_growth
         self.rebuild_every = rebuild_every
         self.adam_updates = adam_updates
+        self.logq_correction = logq_correction
         self.inference = inference
         self.n_probes = n_probes
         self.predict_k = predict_k
@@ -475,6 +486,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             "rehash_growth": float(self.rehash_growth),
             "rebuild_every": int(self.rebuild_every),
             "dense_adam": self.adam_updates == "dense",
+            "logq_correction": bool(self.logq_correction),
         }
 
     def _check_training_memory(self, n_features, hidden, n_labels, table_bits, new_model):

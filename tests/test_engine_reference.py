@@ -17,13 +17,13 @@ from sklearn_slide._engine import core, csr_buffers
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
-def config(learning_rate, batch_size, dense_adam=False):
+def config(learning_rate, batch_size, dense_adam=False, logq_correction=False):
     return {
         "exact": True, "hash_family": "dwta", "hash_bits": 2, "bucket_size": 8,
         "bucket_policy": "fifo", "min_active": 0, "max_active": 100,
         "learning_rate": learning_rate, "beta_1": BETA1, "beta_2": BETA2, "epsilon": EPS,
         "batch_size": batch_size, "n_threads": 1, "seed": 0, "rehash_growth": 1.0,
-        "rebuild_every": 0, "dense_adam": dense_adam,
+        "rebuild_every": 0, "dense_adam": dense_adam, "logq_correction": logq_correction,
     }
 
 
@@ -228,4 +228,34 @@ def test_loss_matches_numpy_at_initialisation():
     stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Y),
                              np.arange(6, dtype=np.int64), config(1e-3, 6),
                              state.init_schedule(50, 0))
+    assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("logq_correction", [False, True])
+def test_sampled_loss_with_random_negatives_matches_numpy(logq_correction):
+    # One sample, max_active = 1 (its true label: no bucket candidates), so the
+    # active set is the label plus m uniform negatives; the engine marks every
+    # row it touched with the step, which tells the reference which were drawn.
+    n_labels, m = 40, 7
+    rng = np.random.RandomState(2)
+    params = state.init_params(10, (4,), n_labels, rng)
+    initial = {k: np.array(v, copy=True) for k, v in params.items()}
+    X = sp.random(1, 10, density=0.6, format="csr", random_state=2, dtype=np.float32)
+    Y = sp.csr_matrix(np.eye(n_labels, dtype=np.float32)[[3]])
+    tables = state.init_tables(2, 2, n_labels)
+    cfg = dict(config(1e-3, 1, logq_correction=logq_correction), exact=False,
+               min_active=1 + m, max_active=1)
+    schedule = state.init_schedule(50, 0)
+    core.rebuild_tables(params, tables, cfg, schedule)
+    stats = core.train_epoch(params, tables, *csr_buffers(X), *csr_buffers(Y),
+                             np.zeros(1, dtype=np.int64), cfg, schedule)
+    active = np.flatnonzero(params["output_row_step"] == 1)
+    assert 3 in active and len(active) == 1 + m
+    negatives = active[active != 3]
+    z = relu(X.toarray().astype(np.float64) @ initial["hidden_weights_0"]
+             + initial["hidden_biases_0"])[0]
+    logits = initial["output_weights"].astype(np.float64) @ z + initial["output_biases"]
+    offset = np.log((n_labels - 1) / m) if logq_correction else 0.0
+    shown = np.concatenate([[logits[3]], logits[negatives] + offset])
+    expected = -(shown[0] - np.log(np.exp(shown).sum()))
     assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)

@@ -68,6 +68,7 @@ void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_label
     if (insert(labels[i])) ids_.push_back(labels[i]);
   n_true_ = static_cast<int64_t>(ids_.size());
 
+  first_random_ = random_pool_ = 0;
   if (exact || limits.min_active >= n_neurons_) {
     for (int32_t id = 0; id < n_neurons_; ++id)
       if (stamp_[id] != epoch_) ids_.push_back(id);
@@ -75,6 +76,8 @@ void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_label
   }
   add_bucket_candidates(*tables, buckets, limits.max_active - n_true_);
 
+  first_random_ = static_cast<int64_t>(ids_.size());
+  random_pool_ = n_neurons_ - first_random_;
   // Random negatives up to min_active; the bounded number of draws keeps this
   // cheap even when most of the layer is already in the set.
   int64_t missing = limits.min_active - static_cast<int64_t>(ids_.size());

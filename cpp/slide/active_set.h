@@ -41,6 +41,10 @@ class ActiveSetSampler {
 
   const std::vector<int32_t>& ids() const { return ids_; }
   int64_t n_true() const { return n_true_; }
+  // Training: ids()[first_random()..] are the uniform random negatives, drawn
+  // from the random_pool() neurons not already in the set.
+  int64_t first_random() const { return first_random_; }
+  int64_t random_pool() const { return random_pool_; }
 
  private:
   void start_sample();
@@ -55,6 +59,8 @@ class ActiveSetSampler {
   std::vector<int32_t> candidates_;
   std::vector<int32_t> by_hits_;
   int64_t n_true_ = 0;
+  int64_t first_random_ = 0;
+  int64_t random_pool_ = 0;
 };
 
 }  // namespace slide

@@ -99,9 +99,17 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
   ts.logits.resize(n_active);
   float max_logit = -INFINITY;
   const Layer& out = net.output;
+  const int64_t first_random = ts.sampler.first_random();
+  const int64_t n_random = n_active - first_random;
+  // Each random negative stands for pool / drawn neurons of the softmax's sum.
+  const float random_offset =
+      config.logq_correction && n_random > 0
+          ? static_cast<float>(std::log(double(ts.sampler.random_pool()) / double(n_random)))
+          : 0.f;
   for (int64_t a = 0; a < n_active; ++a) {
     const int32_t id = active[a];
-    const float z = k.dot(out.weight.row(id), h, dim) + out.bias.value[id];
+    float z = k.dot(out.weight.row(id), h, dim) + out.bias.value[id];
+    if (a >= first_random) z += random_offset;
     ts.logits[a] = z;
     max_logit = z > max_logit ? z : max_logit;
   }

@@ -32,6 +32,9 @@ struct TrainConfig {
   uint64_t seed = 0;            // random negatives (one stream per sample)
   double rehash_growth = 1.0;   // each rehash interval is this factor longer than the previous
   int64_t rebuild_every = 0;    // draw new hash functions every this many rehashes (0: never)
+  // Sampled-softmax correction: the logits of the uniform random negatives get
+  // + log(pool / drawn), the inverse of their inclusion probability.
+  bool logq_correction = false;
   bool dense_adam = false;      // also step the rows of the input and output layers that got
                                 // no gradient (PyTorch's dense Adam); false: lazy (adam.h)
 };
