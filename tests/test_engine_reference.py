@@ -259,3 +259,19 @@ def test_sampled_loss_with_random_negatives_matches_numpy(logq_correction):
     shown = np.concatenate([[logits[3]], logits[negatives] + offset])
     expected = -(shown[0] - np.log(np.exp(shown).sum()))
     assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_logq_correction_leaves_exact_training_unchanged():
+    # Every neuron active: nothing was drawn, nothing to correct.
+    X = sp.random(8, 10, density=0.5, format="csr", random_state=3, dtype=np.float32)
+    Y = sp.csr_matrix(np.eye(5, dtype=np.float32)[[0, 1, 2, 3, 4, 0, 1, 2]])
+    runs = []
+    for logq_correction in (False, True):
+        params = state.init_params(10, (4,), 5, np.random.RandomState(3))
+        stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Y),
+                                 np.arange(8, dtype=np.int64),
+                                 config(1e-3, 4, logq_correction=logq_correction),
+                                 state.init_schedule(50, 0))
+        runs.append((stats["loss_sum"], params["output_weights"].copy()))
+    assert np.isfinite(runs[1][0]) and runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

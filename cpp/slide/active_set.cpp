@@ -68,10 +68,11 @@ void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_label
     if (insert(labels[i])) ids_.push_back(labels[i]);
   n_true_ = static_cast<int64_t>(ids_.size());
 
-  first_random_ = random_pool_ = 0;
   if (exact || limits.min_active >= n_neurons_) {
     for (int32_t id = 0; id < n_neurons_; ++id)
       if (stamp_[id] != epoch_) ids_.push_back(id);
+    first_random_ = static_cast<int64_t>(ids_.size());  // every neuron, none drawn
+    random_pool_ = 0;
     return;
   }
   add_bucket_candidates(*tables, buckets, limits.max_active - n_true_);

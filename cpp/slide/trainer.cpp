@@ -103,7 +103,7 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
   const int64_t n_random = n_active - first_random;
   // Each random negative stands for pool / drawn neurons of the softmax's sum.
   const float random_offset =
-      config.logq_correction && n_random > 0
+      config.logq_correction && n_random > 0 && ts.sampler.random_pool() > 0
           ? static_cast<float>(std::log(double(ts.sampler.random_pool()) / double(n_random)))
           : 0.f;
   for (int64_t a = 0; a < n_active; ++a) {
