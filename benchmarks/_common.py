@@ -146,6 +146,13 @@ def report_header(script, machine, report_only):
             f"{load_note(machine, machine_info())}\n\n")
 
 
+def write_report(out, name, script, machine, report_only, text):
+    """``out/<name>.md``: the report header, then ``text``; also printed."""
+    page = report_header(script, machine, report_only) + text
+    (out / f"{name}.md").write_text(page)
+    print(page)
+
+
 def load_note(info_before, info_after=None):
     """Say whether other work shared the machine (load average above our threads)."""
     loads = [info_before["load_avg"][0]] + ([info_after["load_avg"][0]] if info_after else [])

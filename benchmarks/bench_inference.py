@@ -162,9 +162,7 @@ def main():
             result.update(shape=shape, machine=C.machine_info(), spec=spec)
             results = C.save_run(out, "inference", f"{dataset}/{system}", result)
     text = report(results, out, C.pyplot())
-    header = C.report_header("bench_inference.py", machine, args.report_only)
-    (out / "inference.md").write_text(header + text)
-    print(header + text)
+    C.write_report(out, "inference", "bench_inference.py", machine, args.report_only, text)
 
 
 if __name__ == "__main__":

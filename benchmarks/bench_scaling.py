@@ -287,9 +287,7 @@ def main():
         result.update(shape=shape, machine=C.machine_info(), spec=spec)
         results = C.save_run(out, "scaling", key, result)
     text = report(results, out, C.pyplot())
-    header = C.report_header("bench_scaling.py", machine, args.report_only)
-    (out / "scaling.md").write_text(header + text)
-    print(header + text)
+    C.write_report(out, "scaling", "bench_scaling.py", machine, args.report_only, text)
 
 
 def _has_torch():

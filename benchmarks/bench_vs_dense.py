@@ -267,9 +267,7 @@ def main():
             results = C.save_run(out, "vs_dense", f"{dataset}/{name}", result)
     text = report(results, list(dict.fromkeys(args.datasets + sorted(
         {k.split("/")[0] for k in results}))), out, C.pyplot())
-    header = C.report_header("bench_vs_dense.py", machine, args.report_only)
-    (out / "vs_dense.md").write_text(header + text)
-    print(header + text)
+    C.write_report(out, "vs_dense", "bench_vs_dense.py", machine, args.report_only, text)
 
 
 if __name__ == "__main__":

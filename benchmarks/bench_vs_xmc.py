@@ -302,9 +302,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     shown = list(dict.fromkeys(args.datasets + sorted({k.split("/")[0] for k in results})))
     text = report(results, shown)
-    header = C.report_header("bench_vs_xmc.py", machine, args.report_only)
-    (out / "vs_xmc.md").write_text(header + text)
-    print(header + text)
+    C.write_report(out, "vs_xmc", "bench_vs_xmc.py", machine, args.report_only, text)
 
 
 if __name__ == "__main__":
