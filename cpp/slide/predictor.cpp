@@ -155,13 +155,14 @@ class ClusterOrder {
     int64_t next = n_first_;
     for (int64_t c = 0; c < static_cast<int64_t>(order_.size()); ++c)
       if (!taken[c]) order_[next++] = static_cast<int32_t>(c);
-    // NaN (a damaged model) ranks last, keeping the order a strict weak ordering.
+    // TopK's ranking (ties: lower index first); NaN (a damaged model) ranks
+    // last, as TopK::push ranks it, keeping the order a strict weak ordering.
     const float* scores = scores_;
     const auto key = [scores](int32_t c) {
       return std::isnan(scores[c]) ? -std::numeric_limits<float>::infinity() : scores[c];
     };
     std::sort(order_.begin() + n_first_, order_.end(), [&key](int32_t a, int32_t b) {
-      return key(a) > key(b) || (key(a) == key(b) && a < b);
+      return TopK::worse(key(b), b, key(a), a);
     });
   }
 
