@@ -406,7 +406,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         bits = None
         if family is not None:
             bits = state.table_bits_for(family, self.hash_bits, n_labels, hidden[-1])
-        self._check_training_memory(X.shape[1], hidden, n_labels, bits, new_model=True)
+        self._check_training_memory(X.shape[0], X.shape[1], hidden, n_labels, bits,
+                                    new_model=True)
         network = {
             "format_version": state.FORMAT_VERSION,
             "params": state.init_params(X.shape[1], hidden, n_labels, rng),
@@ -489,7 +490,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             "logq_correction": bool(self.logq_correction),
         }
 
-    def _check_training_memory(self, n_features, hidden, n_labels, table_bits, new_model):
+    def _check_training_memory(self, n_samples, n_features, hidden, n_labels, table_bits,
+                               new_model):
         n_threads = resolve_n_threads(self.n_threads)
         n_tables = 0 if table_bits is None else int(self.n_tables)
         parts = {}
@@ -501,7 +503,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             parts["initialisation"] = state.init_peak_bytes(n_features, hidden, n_labels)
         parts["training buffers"] = state.training_scratch_bytes(
             n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads,
-            batch_size=int(self.batch_size), max_active=int(self.max_active),
+            batch_size=int(self.batch_size), max_active=int(self.max_active), n_samples=n_samples,
         )
         state.check_memory("training", parts)
 
@@ -512,7 +514,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         if not first_call:  # the model exists: only the engine's buffers are new
             tables = network["tables"]
             self._check_training_memory(
-                X.shape[1], network["params"]["layer_sizes"][1:-1], n_labels,
+                X.shape[0], X.shape[1], network["params"]["layer_sizes"][1:-1], n_labels,
                 None if tables is None else tables["table_bits"], new_model=False,
             )
         config = self._train_config(network, n_labels)

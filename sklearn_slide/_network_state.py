@@ -45,7 +45,7 @@ def network_bytes(n_features, hidden_layer_sizes, n_labels):
 
 
 def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
-                           n_threads, batch_size=128, max_active=4096):
+                           n_threads, batch_size=128, max_active=4096, n_samples=None):
     """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
 
     Gradients are never stored per parameter: a batch's contributions are kept
@@ -57,7 +57,8 @@ def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, t
     """
     sizes = [n_features, *hidden_layer_sizes, n_labels]
     active = n_labels if not n_tables else min(n_labels, max_active)
-    batch = min(batch_size, 1 << 20)
+    # The engine's batch: never more than the rows it trains on.
+    batch = batch_size if n_samples is None else min(batch_size, max(n_samples, 1))
     groups = 4 * (n_features + n_labels) * n_threads + 40 * batch * active
     hidden_dense = sum(a * b + b for a, b in zip(sizes[1:-2], sizes[2:-1])) + sizes[1]
     per_thread = 6 * n_labels + 8 * hidden_dense + 4 * sum(hidden_layer_sizes) * 3
