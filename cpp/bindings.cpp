@@ -128,6 +128,23 @@ slide::Network network_from(const py::dict& params, bool training) {
   return net;
 }
 
+// Ids grouped by offsets (a hash table's buckets, the label clusters): group g
+// is ids[offsets[g]..offsets[g+1]). Offsets must start at 0, never decrease and
+// end at most at n_ids (exactly there when `every_id`); grouped ids must be in
+// [0, n_ids). Checked before any lookup so that damaged state cannot make one
+// read out of bounds.
+void check_grouped_ids(const int32_t* offsets, int64_t n_groups, const int32_t* ids,
+                       int64_t n_ids, bool every_id, const std::string& what,
+                       const std::string& id_name) {
+  if (offsets[0] != 0 || offsets[n_groups] > n_ids || (every_id && offsets[n_groups] != n_ids))
+    throw py::value_error(what + ": offsets out of range");
+  for (int64_t g = 0; g < n_groups; ++g)
+    if (offsets[g + 1] < offsets[g]) throw py::value_error(what + ": offsets decrease");
+  for (int64_t j = 0; j < offsets[n_groups]; ++j)
+    if (ids[j] < 0 || ids[j] >= n_ids)
+      throw py::value_error(what + ": " + id_name + " id out of range");
+}
+
 // `check_contents`: the tables will be read before being rebuilt (prediction,
 // and training, which samples from them until its first rehash), so every
 // offset and id is checked: a corrupted model must not make lookups read out
@@ -147,17 +164,10 @@ slide::HashTables tables_from(const py::dict& t, int64_t n_neurons, bool writabl
   expect_size(offsets, tables.n_tables * (tables.n_buckets() + 1), "offsets");
   expect_size(ids, checked_size(tables.n_tables, n_neurons, "ids"), "ids");
   if (check_contents) {
-    for (int tb = 0; tb < tables.n_tables; ++tb) {
-      const int32_t* off = tables.offsets + tb * (tables.n_buckets() + 1);
-      const int32_t* id = tables.ids + tb * n_neurons;
-      if (off[0] != 0 || off[tables.n_buckets()] > n_neurons)
-        throw py::value_error("corrupt hash tables: offsets out of range");
-      for (int64_t b = 0; b < tables.n_buckets(); ++b)
-        if (off[b + 1] < off[b]) throw py::value_error("corrupt hash tables: offsets decrease");
-      for (int32_t j = 0; j < off[tables.n_buckets()]; ++j)
-        if (id[j] < 0 || id[j] >= n_neurons)
-          throw py::value_error("corrupt hash tables: neuron id out of range");
-    }
+    for (int tb = 0; tb < tables.n_tables; ++tb)
+      check_grouped_ids(tables.offsets + tb * (tables.n_buckets() + 1), tables.n_buckets(),
+                        tables.ids + tb * n_neurons, n_neurons, false, "corrupt hash tables",
+                        "neuron");
   }
   return tables;
 }
@@ -306,14 +316,8 @@ slide::LabelClusters label_clusters_from(const py::dict& c, const slide::Network
               "centroid_weights");
   expect_size(offsets, index.n_clusters + 1, "offsets");
   expect_size(ids, net.n_labels(), "ids");
-  if (index.offsets[0] != 0 || index.offsets[index.n_clusters] != net.n_labels())
-    throw py::value_error("label clusters: offsets must run from 0 to n_labels");
-  for (int64_t i = 0; i < index.n_clusters; ++i)
-    if (index.offsets[i + 1] < index.offsets[i])
-      throw py::value_error("label clusters: offsets must be non-decreasing");
-  for (int64_t i = 0; i < net.n_labels(); ++i)
-    if (index.ids[i] < 0 || index.ids[i] >= net.n_labels())
-      throw py::value_error("label clusters: label id out of range");
+  check_grouped_ids(index.offsets, index.n_clusters, index.ids, net.n_labels(), true,
+                    "label clusters", "label");
   return index;
 }
 

@@ -121,9 +121,10 @@ def test_index_leaves_the_estimator_and_its_pickle_unchanged(fitted):
 
 
 @pytest.mark.parametrize("damage, match", [
-    (lambda c: c["offsets"].__setitem__(-1, 7), "offsets must run from 0 to n_labels"),
-    (lambda c: c["offsets"].__setitem__(1, c["offsets"][2] + 1), "non-decreasing"),
-    (lambda c: c["ids"].__setitem__(0, 10**6), "label id out of range"),
+    (lambda c: c["offsets"].__setitem__(-1, 7), "label clusters: offsets out of range"),
+    (lambda c: c["offsets"].__setitem__(1, c["offsets"][2] + 1),
+     "label clusters: offsets decrease"),
+    (lambda c: c["ids"].__setitem__(0, 10**6), "label clusters: label id out of range"),
     (lambda c: c.__setitem__("ids", c["ids"][:-1].copy()), "ids: expected"),
     (lambda c: c.__setitem__("ids", c["ids"].astype(np.int64)), "ids: expected dtype"),
     (lambda c: c.__setitem__("n_probes", 0), "n_probes must be >= 1"),
