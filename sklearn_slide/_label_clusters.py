@@ -75,11 +75,11 @@ def default_n_probes(n_labels, n_clusters):
 def index_nbytes(n_labels, hidden_size):
     """Memory of the index built for a model (what ``check_memory`` is given)."""
     n_clusters = default_n_clusters(n_labels)
-    build = 4 * n_labels * (hidden_size + 2) * 2  # unit rows + centred copy
+    build = 4 * n_labels * (hidden_size + 2) * 2  # unit rows + the rows sampled to fit centres
     return build + 4 * n_clusters * (hidden_size + 1) + 4 * (n_labels + n_clusters + 1)
 
 
-def build_label_clusters(weights, biases, n_clusters=None, seed=0):
+def build_label_clusters(weights, biases):
     """Index of the output layer: a dict of numpy arrays the engine reads.
 
     ``centroid_weights`` (n_clusters, hidden) and ``centroid_biases`` score the
@@ -93,9 +93,9 @@ def build_label_clusters(weights, biases, n_clusters=None, seed=0):
     weights = np.asarray(weights, dtype=np.float32)
     biases = np.asarray(biases, dtype=np.float32)
     n_labels, hidden = weights.shape
-    n_clusters = default_n_clusters(n_labels) if n_clusters is None else int(n_clusters)
+    n_clusters = default_n_clusters(n_labels)
     units = _unit_rows(weights, biases)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0)  # the index depends on the weights only
     _, groups = _kmeans(units, max(1, round(math.sqrt(n_clusters))), rng)
     centres, assignment = [], np.empty(n_labels, dtype=np.int64)
     n_done = 0
