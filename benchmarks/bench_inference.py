@@ -4,7 +4,9 @@ For each label count, a SlideClassifier is trained for a few epochs (DWTA,
 defaults), then the test rows are ranked with ``inference="exact"`` (every
 output neuron scored), ``inference="clusters"`` for several ``n_probes`` (only
 the labels of the best-scoring clusters of output neurons) and
-``inference="lsh"`` (only the training hash tables' candidates). Reported:
+``inference="lsh"`` (only the training hash tables' candidates); exact and 16
+probes also with ``precision="bfloat16"`` (on the kernel set picked for this
+CPU: AMX tiles, AVX512_BF16 or emulated). Reported:
 rows/s (median of repeats), speed-up over exact, recall@5 against exact (mean
 ``|top5 & top5_exact| / 5``), P@1/P@5, and the one-off time to build the
 cluster index. The dense PyTorch network of the same shape does forward +
@@ -36,9 +38,13 @@ def _median_time(func, repeat):
 
 
 def _modes(probes):
-    return [("exact", {"inference": "exact"})] + [
-        (f"clusters-{p}", {"inference": "clusters", "n_probes": p}) for p in probes
-    ] + [("lsh", {"inference": "lsh"})]
+    bf16 = {"precision": "bfloat16"}
+    return [("exact", {"inference": "exact", "precision": "float32"}),
+            ("exact-bf16", {"inference": "exact", **bf16})] + [
+        (f"clusters-{p}", {"inference": "clusters", "n_probes": p, "precision": "float32"})
+        for p in probes
+    ] + [("clusters-16-bf16", {"inference": "clusters", "n_probes": 16, **bf16}),
+         ("lsh", {"inference": "lsh", "precision": "float32"})]
 
 
 def work_slide(spec):
@@ -49,7 +55,9 @@ def work_slide(spec):
     X_test, Y_test = X_test[:spec["rows"]], Y_test[:spec["rows"]]
     clf = SlideClassifier(hash_family="dwta", max_iter=spec["epochs"], random_state=0,
                           n_threads=spec["threads"]).fit(X, Y)
-    out = {"rows": X_test.shape[0], "modes": {}}
+    from sklearn_slide._engine import active_kernels
+
+    out = {"rows": X_test.shape[0], "modes": {}, "kernels": active_kernels()}
     exact = None
     for name, params in _modes(spec["probes"]):
         clf.set_params(**params)

@@ -51,6 +51,12 @@ void check_n_threads(int n_threads) {
 
 // rows * cols of a parameter: sizes come from pickled state, so an overflow
 // (which could make a tiny array pass the size check) is an error.
+slide::Precision parse_precision(const std::string& name) {
+  if (name == "float32") return slide::Precision::kFloat32;
+  if (name == "bfloat16") return slide::Precision::kBfloat16;
+  throw py::value_error("precision must be 'float32' or 'bfloat16', got '" + name + "'");
+}
+
 int64_t checked_size(int64_t rows, int64_t cols, const std::string& name) {
   if (rows < 0 || cols < 0 || (cols > 0 && rows > INT64_MAX / cols))
     throw py::value_error(name + ": shape " + std::to_string(rows) + " x " + std::to_string(cols) +
@@ -97,6 +103,21 @@ slide::Param param(const py::dict& d, const std::string& key, int64_t rows, int6
 }
 
 // The network from the dict of arrays the Python side owns (see _network_state.py).
+// The scoring options of a prediction call; `packed` (None or what
+// pack_output_bf16 returned for this model) must fit the kernels in use.
+slide::OutputScoring output_scoring_from(const std::string& precision_name,
+                                         const py::object& packed, const slide::Network& net) {
+  slide::OutputScoring scoring;
+  scoring.precision = parse_precision(precision_name);
+  if (packed.is_none() || scoring.precision != slide::Precision::kBfloat16) return scoring;
+  const int64_t words = slide::packed_output_bf16_words(net);
+  if (words == 0) return scoring;  // packed for other kernels: not used by these
+  const py::array a = packed.cast<py::array>();
+  expect_size(a, words, "packed_bf16");
+  scoring.packed_bf16 = buffer<uint32_t>(a, "packed_bf16", false);
+  return scoring;
+}
+
 slide::Network network_from(const py::dict& params, bool training) {
   const auto sizes = params["layer_sizes"].cast<std::vector<int64_t>>();
   if (sizes.size() < 3) throw py::value_error("layer_sizes needs input, hidden and output sizes");
@@ -451,8 +472,10 @@ PYBIND11_MODULE(_slide_core, m) {
   m.def(
       "predict_topk",
       [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
-         const py::array& x_data, int64_t k, int n_threads, py::object lsh, py::object clusters) {
+         const py::array& x_data, int64_t k, int n_threads, py::object lsh, py::object clusters,
+         const std::string& precision, py::object packed_bf16) {
         const slide::Network net = network_from(params, false);
+        const slide::OutputScoring scoring = output_scoring_from(precision, packed_bf16, net);
         const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
         if (k < 1) throw py::value_error("k must be >= 1");
         check_n_threads(n_threads);
@@ -465,11 +488,13 @@ PYBIND11_MODULE(_slide_core, m) {
           const int64_t n_probes = c["n_probes"].cast<int64_t>();
           if (n_probes < 1) throw py::value_error("n_probes must be >= 1");
           run_without_gil([&] {
-            slide::predict_topk_clustered(net, index, n_probes, X, out, n_threads,
+            slide::predict_topk_clustered(net, index, n_probes, X, out, scoring, n_threads,
                                           python_signal_pending);
           });
         } else if (lsh.is_none()) {
-          run_without_gil([&] { slide::predict_topk_exact(net, X, out, n_threads, python_signal_pending); });
+          run_without_gil([&] {
+            slide::predict_topk_exact(net, X, out, scoring, n_threads, python_signal_pending);
+          });
         } else {
           const py::dict q = lsh.cast<py::dict>();
           const slide::HashTables tables = tables_from(q["tables"], net.n_labels(), false, true);
@@ -486,28 +511,49 @@ PYBIND11_MODULE(_slide_core, m) {
             if (query.fallback[i] < 0 || query.fallback[i] >= net.n_labels())
               throw py::value_error("fallback: label out of range");
           run_without_gil([&] {
-            slide::predict_topk_lsh(net, tables, query, X, out, n_threads, python_signal_pending);
+            slide::predict_topk_lsh(net, tables, query, X, out, scoring, n_threads,
+                                    python_signal_pending);
           });
         }
         return py::make_tuple(labels, scores);
       },
       py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
       py::arg("k"), py::arg("n_threads"), py::arg("lsh") = py::none(),
-      py::arg("clusters") = py::none());
+      py::arg("clusters") = py::none(), py::arg("precision") = "float32",
+      py::arg("packed_bf16") = py::none());
 
   m.def(
       "predict_scores",
       [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
-         const py::array& x_data, bool softmax, int n_threads) {
+         const py::array& x_data, bool softmax, int n_threads, const std::string& precision,
+         py::object packed_bf16) {
         const slide::Network net = network_from(params, false);
+        const slide::OutputScoring scoring = output_scoring_from(precision, packed_bf16, net);
         const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
         check_n_threads(n_threads);
         py::array_t<float> out({X.n_rows, net.n_labels()});
         float* op = out.mutable_data();
         run_without_gil(
-            [&] { slide::predict_scores(net, X, op, softmax, n_threads, python_signal_pending); });
+            [&] { slide::predict_scores(net, X, op, softmax, scoring, n_threads, python_signal_pending); });
         return out;
       },
       py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
-      py::arg("softmax"), py::arg("n_threads"));
+      py::arg("softmax"), py::arg("n_threads"), py::arg("precision") = "float32",
+      py::arg("packed_bf16") = py::none());
+
+  m.def(
+      "pack_output_bf16",
+      [](py::dict params, int n_threads) -> py::object {
+        const slide::Network net = network_from(params, false);
+        check_n_threads(n_threads);
+        const int64_t words = slide::packed_output_bf16_words(net);
+        if (words == 0) return py::none();
+        py::array_t<uint32_t> packed(words);
+        uint32_t* p = packed.mutable_data();
+        bool packed_ok = false;
+        run_without_gil([&] { packed_ok = slide::pack_output_bf16(net, p, n_threads); });
+        if (!packed_ok) return py::none();  // the kernels were switched meanwhile
+        return std::move(packed);
+      },
+      py::arg("params"), py::arg("n_threads"));
 }

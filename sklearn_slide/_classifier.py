@@ -12,10 +12,11 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, check_is_fitted
 
+from . import _derived_cache as derived_cache
 from . import _label_clusters as label_clusters
 from . import _network_state as state
 from ._compat import Interval, StrOptions, _fit_context, validate_data
-from ._engine import core, csr_buffers, resolve_n_threads
+from ._engine import active_kernels, core, csr_buffers, resolve_n_threads
 from ._targets import TargetKind, label_counts, label_lists, target_kind, topk_to_indicator
 
 # Below this many labels, hash_family="auto" trains the output layer exactly:
@@ -100,14 +101,17 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         100k-label problem dense was ahead for 3 epochs, then plateaued at P@1
         0.725 where lazy reached 0.748.) Hidden layers after the first and all
         hidden biases are always updated densely.
-    logq_correction : bool, default=False
+    logq_correction : bool, default=True
         Sampled-softmax correction of the random negatives: each of the ``m``
         uniformly drawn negatives stands for ``pool / m`` labels of the full
         softmax's sum, so its logit gets ``+ log(pool / m)`` in the training
-        softmax (true labels and hash-table candidates are unchanged). Measured
-        on generated data (50k rows, DWTA defaults): slower first epochs, higher
-        plateau; 100k labels P@1 0.764 after 12 epochs and still rising vs a
-        0.748 plateau without; 300k labels 0.723 vs 0.705 (BENCHMARKS.md).
+        softmax (true labels and hash-table candidates are unchanged). Without
+        it the sampled softmax underweights the labels it did not draw. Measured
+        (BENCHMARKS.md): best P@1 0.770 vs 0.748 at 100k generated labels, 0.736
+        vs 0.705 at 300k, 0.649 vs 0.634 on Delicious, 0.402 vs 0.362 on
+        SeqGO; the first epochs are slower (0.42 vs 0.50 after one epoch at 100k
+        labels). No effect when every label is active (``min_active`` >=
+        labels, or exact training).
     inference : {"exact", "clusters", "lsh"}, default="exact"
         How ``predict_topk`` and ``predict`` score. "exact": every output neuron.
         "clusters": the output neurons are grouped once by the direction of their
@@ -125,6 +129,16 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         None: enough clusters to score about 1,000 labels, and at least 16
         (recall@5 of exact was 0.97-0.99 with ~1,000 labels scored at 5k and
         100k labels).
+    precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of the output layer's scores at prediction (``predict_topk``,
+        ``predict``, ``predict_proba``, every ``inference`` mode). "bfloat16":
+        the last hidden layer and the output weights are rounded to bfloat16
+        and their products summed in float32, with the CPU's bfloat16
+        dot-product instructions where it has them (AVX512_BF16), else emulated
+        at float32 speed. Scores then differ from float32 by about 1% of their
+        spread, so near-ties may swap. Training always runs in float32 (Adam's
+        steps are smaller than bfloat16's resolution), and the model stores
+        float32 weights either way, so precision can be switched after fitting.
     predict_k : int or None, default=None
         Labels ``predict`` marks per row for multilabel targets. None: the mean
         number of labels per training row, rounded (at least 1).
@@ -191,6 +205,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         "logq_correction": ["boolean"],
         "inference": [StrOptions({"exact", "clusters", "lsh"})],
         "n_probes": [Interval(Integral, 1, _INT32_MAX, closed="both"), None],
+        "precision": [StrOptions({"float32", "bfloat16"})],
         "predict_k": [Interval(Integral, 1, None, closed="left"), None],
         "shuffle": ["boolean"],
         "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
@@ -217,9 +232,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         rehash_growth=1.1,
         rebuild_every=20,
         adam_updates="lazy",
-        logq_correction=False,
+        logq_correction=True,
         inference="exact",
         n_probes=None,
+        precision="float32",
         predict_k=None,
         shuffle=True,
         n_threads=None,
@@ -245,6 +261,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         self.logq_correction = logq_correction
         self.inference = inference
         self.n_probes = n_probes
+        self.precision = precision
         self.predict_k = predict_k
         self.shuffle = shuffle
         self.n_threads = n_threads
@@ -455,7 +472,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         }
 
     def _commit(self, fitted):
-        label_clusters.forget(self)
+        derived_cache.forget(self)
         self._network = fitted["network"]
         self._rng = fitted["rng"]
         self.classes_ = fitted["classes"]
@@ -508,7 +525,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         state.check_memory("training", parts)
 
     def _train(self, fitted, X, Y, n_epochs, first_call):
-        label_clusters.forget(self)  # the weights are about to change
+        derived_cache.forget(self)  # the weights are about to change
         network = fitted["network"]
         n_labels = len(fitted["classes"])
         if not first_call:  # the model exists: only the engine's buffers are new
@@ -594,7 +611,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         n_labels = len(self.classes_)
         if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= n_labels:
             raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
-        state.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k})
+        state.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k,
+                                            **self._bfloat16_copy_bytes()})
         network = self._network
         lsh = clusters = None
         if self.inference == "clusters":
@@ -614,11 +632,12 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 "hash_bits": network["hash_bits"],
                 "hash_seed": network["schedule"]["hash_seed"],
                 "max_candidates": int(self.max_active),
-                "fallback": self._fallback_labels(),
+                "fallback": self._fallback_labels(int(k)),
             }
         return core.predict_topk(
             network["params"], *csr_buffers(X), int(k), resolve_n_threads(self.n_threads),
-            lsh=lsh, clusters=clusters,
+            lsh=lsh, clusters=clusters, precision=self.precision,
+            packed_bf16=self._packed_bfloat16() if lsh is None and clusters is None else None,
         )
 
     def predict(self, X):
@@ -648,9 +667,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_prediction_data(X)
-        self._check_dense_output_size(X.shape[0], "predict_proba")
+        self._check_dense_output_size(X.shape[0], "predict_proba", self._bfloat16_copy_bytes())
         proba = core.predict_scores(
-            self._network["params"], *csr_buffers(X), True, resolve_n_threads(self.n_threads)
+            self._network["params"], *csr_buffers(X), True, resolve_n_threads(self.n_threads),
+            precision=self.precision, packed_bf16=self._packed_bfloat16(),
         )
         return proba
 
@@ -690,7 +710,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
         return _as_canonical_csr(X)
 
-    def _check_dense_output_size(self, n_rows, method):
+    def _check_dense_output_size(self, n_rows, method, also_needed=None):
         needed = 4 * n_rows * len(self.classes_)
         if needed > DENSE_OUTPUT_LIMIT_BYTES:
             raise ValueError(
@@ -699,7 +719,31 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 f"{DENSE_OUTPUT_LIMIT_BYTES / 2**30:.1f} GiB); "
                 "use predict_topk(X, k), or predict in smaller row batches"
             )
-        state.check_memory(method, {"dense output": needed})
+        state.check_memory(method, {"dense output": needed, **(also_needed or {})})
+
+    def _bfloat16_copy_bytes(self):
+        # Native bfloat16 kernels score a bfloat16 copy of the output layer
+        # (counted whatever the kernels, and even when cached: an upper bound).
+        if self.precision != "bfloat16":
+            return {}
+        return {"bfloat16 output layer": 2 * self._network["params"]["output_weights"].size}
+
+    def _packed_bfloat16(self):
+        """The output layer packed for the native bfloat16 kernels, or None.
+
+        None with precision="float32" or kernels without native bfloat16 (the
+        engine then scores the float32 weights). Packed once per model and
+        kernel set, cached like the cluster index (``_derived_cache``), so that
+        small prediction calls do not repack the whole layer (60 ms at 670k
+        labels).
+        """
+        if self.precision != "bfloat16":
+            return None
+        params = self._network["params"]
+        key = (id(params), int(self._network["schedule"]["step"]), active_kernels())
+        return derived_cache.cached(
+            self, "bfloat16 output layer", key,
+            lambda: core.pack_output_bf16(params, resolve_n_threads(self.n_threads)))
 
     def _label_clusters(self):
         """The cluster index of the current output layer, built on first use.
@@ -707,8 +751,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         Dropped whenever training starts or a new network is committed, and
         keyed by the parameter arrays and the Adam step count (a shallow copy
         sharing the arrays sees the steps its twin took).
-        Held outside the estimator (not pickled; a loaded model rebuilds it).
-        Concurrent first calls may both build it; the results are identical.
+        Held outside the estimator (``_derived_cache``: not pickled; a loaded
+        model rebuilds it). Concurrent first calls may both build it; the
+        results are identical.
         """
         params = self._network["params"]
         key = (id(params), int(self._network["schedule"]["step"]))
@@ -719,12 +764,18 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 "label clusters": label_clusters.index_nbytes(*weights.shape)})
             return label_clusters.build_label_clusters(weights, params["output_biases"])
 
-        return label_clusters.cached_index(self, key, build)
+        return derived_cache.cached(self, "label clusters", key, build)
 
-    def _fallback_labels(self):
-        # Most frequent training labels first: what LSH inference scores when the
-        # buckets return fewer than k candidates.
-        return np.argsort(-self.label_counts_, kind="stable").astype(np.int32)
+    def _fallback_labels(self, k):
+        # Most frequent training labels first (ties: lower index first): what LSH
+        # inference scores when the buckets return fewer than k candidates. At
+        # most k - 1 of them can be candidates already, so 2k are enough: a
+        # partition, not a sort of every label on each call (670k labels: 50 ms).
+        n_labels = len(self.label_counts_)
+        key = -self.label_counts_.astype(np.int64) * n_labels + np.arange(n_labels)  # unique
+        n = min(2 * k, n_labels)
+        top = np.argpartition(key, n - 1)[:n] if n < n_labels else np.arange(n_labels)
+        return top[np.argsort(key[top])].astype(np.int32)
 
     # ------------------------------------------------------------------ helpers
 
@@ -765,11 +816,16 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             )
         if network is not None:
             state.check_network(network)
-        # Parameters added after the model was saved take their defaults, which
-        # keep the saved model's behaviour (get_params and clone need them all).
+        # Parameters added after the model was saved take the value that keeps
+        # the saved model's behaviour (get_params and clone need them all): their
+        # default, or what the model did before the parameter existed.
         for name, default in _constructor_defaults(type(self)).items():
-            state_dict.setdefault(name, default)
+            state_dict.setdefault(name, _BEHAVIOUR_BEFORE_PARAMETER.get(name, default))
         super().__setstate__(state_dict)
+
+
+# Parameters whose default differs from what the engine did before they existed.
+_BEHAVIOUR_BEFORE_PARAMETER = {"logq_correction": False}
 
 
 def _constructor_defaults(cls):

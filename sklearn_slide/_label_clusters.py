@@ -24,7 +24,6 @@ SimHash tables over the same vectors needed ~14% of the labels for 0.97.
 """
 
 import math
-import weakref
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,27 +33,6 @@ SAMPLES_PER_CLUSTER = 40   # rows used to fit the centres, per cluster
 ASSIGN_CHUNK = 8192        # rows per similarity block (bounds the temporary)
 PROBED_LABELS = 1024       # default_n_probes: labels scored per row, on average
 MIN_PROBES = 16
-
-
-# Estimator -> (key, index). Outside the estimator: prediction must not change
-# its __dict__ (scikit-learn's check_dict_unchanged), and the index, derived
-# from the weights, is not pickled with the model.
-_INDEX_CACHE = weakref.WeakKeyDictionary()
-
-
-def cached_index(owner, key, build):
-    """The index cached for ``owner`` under ``key``; ``build()`` when missing or stale."""
-    entry = _INDEX_CACHE.get(owner)
-    if entry is not None and entry[0] == key:
-        return entry[1]
-    index = build()
-    _INDEX_CACHE[owner] = (key, index)
-    return index
-
-
-def forget(owner):
-    """Drop the index cached for ``owner`` (its weights are changing)."""
-    _INDEX_CACHE.pop(owner, None)
 
 
 def default_n_clusters(n_labels):

@@ -102,16 +102,19 @@ def test_pickle_and_joblib_mmap_round_trip_give_identical_topk(xmc_small, tmp_pa
     mapped.partial_fit(X[:100], Y[:100])
 
 
-def test_model_saved_before_a_parameter_existed_loads_with_its_default(xmc_small):
+def test_model_saved_before_a_parameter_existed_loads_with_its_behaviour(xmc_small):
     X, Y, X_test, _ = xmc_small
     clf = SlideClassifier(**FAST).fit(X[:200], Y[:200])
     old_state = dict(clf.__getstate__())  # a copy: it is the live __dict__
-    for name in ("n_probes", "adam_updates"):  # parameters added later
+    for name in ("n_probes", "adam_updates", "precision", "logq_correction"):  # added later
         del old_state[name]
     loaded = SlideClassifier.__new__(SlideClassifier)
     loaded.__setstate__(old_state)
     assert loaded.get_params()["n_probes"] is None
     assert loaded.get_params()["adam_updates"] == "lazy"
+    assert loaded.get_params()["precision"] == "float32"
+    # Its default is True, but the engine trained uncorrected before it existed.
+    assert loaded.get_params()["logq_correction"] is False
     np.testing.assert_array_equal(loaded.predict_topk(X_test, k=3)[0],
                                   clf.predict_topk(X_test, k=3)[0])
 

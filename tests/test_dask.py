@@ -282,7 +282,10 @@ def _block_inputs(X, client):
         "dense ndarray": X.toarray(),
         "list of CSR blocks": blocks,
         "generator of COO blocks": (b.tocoo() for b in blocks),
-        "futures of blocks": client.scatter(blocks),
+        # hash=False: content-hashed keys are shared with the previous test's
+        # scatter of the same blocks, whose release can drop the data under the
+        # new futures ("lost dependencies"; see docs/dask.md).
+        "futures of blocks": client.scatter(blocks, hash=False),
     }
 
 

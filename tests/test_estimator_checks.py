@@ -20,6 +20,8 @@ SMALL_DATA = dict(max_iter=50, learning_rate=1e-2, random_state=0)
         SlideClassifier(n_threads=2, **SMALL_DATA),
         # predict through the label-cluster index (built lazily, not pickled)
         SlideClassifier(n_threads=2, inference="clusters", n_probes=1, **SMALL_DATA),
+        # predict from the cached bfloat16 copy of the output layer (not pickled either)
+        SlideClassifier(n_threads=2, precision="bfloat16", **SMALL_DATA),
     ]
 )
 def test_sklearn_compatible(estimator, check):

@@ -81,6 +81,24 @@ void score_block_avx2(const float* rows, int64_t n_rows, const float* weights, c
       rows, n_rows, weights, bias, n_cols, dim, out, out_stride);
 }
 
+void score_block_bf16_avx2(const float* rows, int64_t n_rows, const float* weights,
+                            const float* bias, int64_t n_cols, int64_t dim, float* out,
+                            int64_t out_stride) {
+  score_block_by_panels<kPanel, score_rows_panel<4>, score_rows_panel<1>, true>(
+      rows, n_rows, weights, bias, n_cols, dim, out, out_stride);
+}
+
+int64_t first_at_least_avx2(const float* x, int64_t n, float threshold) {
+  const __m256 t = _mm256_set1_ps(threshold);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const int hits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), t, _CMP_GE_OQ));
+    if (hits) return i + __builtin_ctz(static_cast<unsigned>(hits));
+  }
+  while (i < n && !(x[i] >= threshold)) ++i;
+  return i;
+}
+
 void adam_avx2(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {
   const __m256 d1 = _mm256_set1_ps(c.decay1), d2 = _mm256_set1_ps(c.decay2);
   const __m256 c1 = _mm256_set1_ps(c.one_minus_beta1), c2 = _mm256_set1_ps(c.one_minus_beta2);
@@ -113,7 +131,9 @@ void adam_avx2(float* w, float* m, float* v, float* g, int64_t n, const AdamCoef
 }  // namespace
 
 // DWTA bins stay scalar here: an 8-lane gather per bin does not beat the loop.
-const Kernels kAvx2Kernels = {"avx2",    dot_avx2,  axpy_avx2, score_block_avx2,
+const Kernels kAvx2Kernels = {"avx2",    dot_avx2,  axpy_avx2,           score_block_avx2,
+                              score_block_bf16_avx2, first_at_least_avx2,
+                              nullptr,               nullptr,
                               adam_avx2, argmax_bins_portable};
 
 }  // namespace slide

@@ -82,6 +82,23 @@ void score_block_avx512(const float* rows, int64_t n_rows, const float* weights,
       rows, n_rows, weights, bias, n_cols, dim, out, out_stride);
 }
 
+void score_block_bf16_avx512(const float* rows, int64_t n_rows, const float* weights,
+                            const float* bias, int64_t n_cols, int64_t dim, float* out,
+                            int64_t out_stride) {
+  score_block_by_panels<kPanel, score_rows_panel<4>, score_rows_panel<1>, true>(
+      rows, n_rows, weights, bias, n_cols, dim, out, out_stride);
+}
+
+int64_t first_at_least_avx512(const float* x, int64_t n, float threshold) {
+  const __m512 t = _mm512_set1_ps(threshold);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 hits = _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, x + i), t, _CMP_GE_OQ);
+    if (hits) return i + __builtin_ctz(static_cast<unsigned>(hits));
+  }
+  return n;
+}
+
 void adam_avx512(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {
   const __m512 d1 = _mm512_set1_ps(c.decay1), d2 = _mm512_set1_ps(c.decay2);
   const __m512 c1 = _mm512_set1_ps(c.one_minus_beta1), c2 = _mm512_set1_ps(c.one_minus_beta2);
@@ -134,7 +151,9 @@ bool argmax_bins_avx512(const float* x, const uint32_t* coords, int64_t n_bins, 
 
 }  // namespace
 
-const Kernels kAvx512Kernels = {"avx512",    dot_avx512,  axpy_avx512, score_block_avx512,
+const Kernels kAvx512Kernels = {"avx512",    dot_avx512,  axpy_avx512,           score_block_avx512,
+                                score_block_bf16_avx512, first_at_least_avx512,
+                                nullptr,                 nullptr,
                                 adam_avx512, argmax_bins_avx512};
 
 }  // namespace slide

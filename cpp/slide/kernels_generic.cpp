@@ -1,7 +1,9 @@
 // Portable kernels: plain loops with a fixed summation order (the oracle).
 #include <cmath>
 #include <limits>
+#include <vector>
 
+#include "slide/bf16.h"
 #include "slide/kernels.h"
 
 namespace slide {
@@ -34,6 +36,24 @@ void score_block_generic(const float* rows, int64_t n_rows, const float* weights
       out[r * out_stride + j] = bias ? s + bias[j] : s;
     }
   }
+}
+
+// The oracle of every score_block_bf16: round, then the float32 loop above.
+void score_block_bf16_generic(const float* rows, int64_t n_rows, const float* weights,
+                              const float* bias, int64_t n_cols, int64_t dim, float* out,
+                              int64_t out_stride) {
+  std::vector<float> rounded_rows(static_cast<size_t>(n_rows * dim));
+  for (int64_t i = 0; i < n_rows * dim; ++i) rounded_rows[i] = round_to_bf16(rows[i]);
+  std::vector<float> rounded_weights(static_cast<size_t>(n_cols * dim));
+  for (int64_t i = 0; i < n_cols * dim; ++i) rounded_weights[i] = round_to_bf16(weights[i]);
+  score_block_generic(rounded_rows.data(), n_rows, rounded_weights.data(), bias, n_cols, dim, out,
+                      out_stride);
+}
+
+int64_t first_at_least_generic(const float* x, int64_t n, float threshold) {
+  int64_t i = 0;
+  while (i < n && !(x[i] >= threshold)) ++i;
+  return i;
 }
 
 void adam_generic(float* w, float* m, float* v, float* g, int64_t n, const AdamCoefficients& c) {
@@ -73,7 +93,11 @@ bool argmax_bins_portable(const float* x, const uint32_t* coords, int64_t n_bins
   return any_empty;
 }
 
-const Kernels kGenericKernels = {"generic",           dot_generic,  axpy_generic,
-                                 score_block_generic, adam_generic, argmax_bins_portable};
+const Kernels kGenericKernels = {"generic",           dot_generic,
+                                 axpy_generic,        score_block_generic,
+                                 score_block_bf16_generic, first_at_least_generic,
+                                 nullptr,                  nullptr,
+                                 adam_generic,
+                                 argmax_bins_portable};
 
 }  // namespace slide

@@ -1,7 +1,8 @@
 // The driver shared by the SIMD score_block kernels: transpose each panel of
 // Panel neurons once (dim x Panel, zero-padded), then score the input rows
 // against it four at a time, then one at a time. The per-ISA kernels supply
-// RowsPanel<R>, the register-blocked inner loop.
+// RowsPanel<R>, the register-blocked inner loop. With RoundToBf16, rows and
+// weights are rounded to bfloat16 on the way in (the emulated score_block_bf16).
 //
 // Internal linkage on purpose: each kernel translation unit is compiled with
 // its own ISA flags, so each must keep its own copy of this code (a shared,
@@ -12,23 +13,32 @@
 #include <cstdint>
 #include <vector>
 
+#include "slide/bf16.h"
+
 namespace slide {
 namespace {
 
 using RowsPanelFn = void (*)(const float* rows, int64_t dim, const float* panel, const float* bias,
                              int64_t width, float* out, int64_t out_stride);
 
-template <int64_t Panel, RowsPanelFn Rows4, RowsPanelFn Rows1>
+template <int64_t Panel, RowsPanelFn Rows4, RowsPanelFn Rows1, bool RoundToBf16 = false>
 void score_block_by_panels(const float* rows, int64_t n_rows, const float* weights,
                            const float* bias, int64_t n_cols, int64_t dim, float* out,
                            int64_t out_stride) {
   thread_local std::vector<float> panel;
   panel.assign(static_cast<size_t>(dim * Panel), 0.f);
+  if (RoundToBf16) {
+    thread_local std::vector<float> rounded_rows;
+    rounded_rows.resize(static_cast<size_t>(n_rows * dim));
+    for (int64_t i = 0; i < n_rows * dim; ++i) rounded_rows[i] = round_to_bf16(rows[i]);
+    rows = rounded_rows.data();
+  }
   for (int64_t c = 0; c < n_cols; c += Panel) {
     const int64_t width = std::min(Panel, n_cols - c);
     for (int64_t j = 0; j < width; ++j) {
       const float* w = weights + (c + j) * dim;
-      for (int64_t d = 0; d < dim; ++d) panel[d * Panel + j] = w[d];
+      for (int64_t d = 0; d < dim; ++d)
+        panel[d * Panel + j] = RoundToBf16 ? round_to_bf16(w[d]) : w[d];
     }
     for (int64_t j = width; j < Panel; ++j)
       for (int64_t d = 0; d < dim; ++d) panel[d * Panel + j] = 0.f;

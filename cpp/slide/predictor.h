@@ -14,6 +14,26 @@
 
 namespace slide {
 
+// Arithmetic of the output layer's scores: float32, or rows and weights rounded
+// to bfloat16 with float32 sums (Kernels::score_block_bf16). Hidden layers are
+// always float32.
+enum class Precision { kFloat32, kBfloat16 };
+
+struct OutputScoring {
+  Precision precision = Precision::kFloat32;
+  // Optional, bfloat16 only: the output layer as packed by pack_output_bf16, so
+  // that exact scoring does not pack it again for every call. Ignored by kernel
+  // sets without native bfloat16 (and by clustered / LSH scoring, which gather).
+  const uint32_t* packed_bf16 = nullptr;
+};
+
+// Words of the packed output layer for the kernels in use; 0 when they have no
+// native bfloat16 (nothing to pack).
+int64_t packed_output_bf16_words(const Network& net);
+// packed: packed_output_bf16_words(net) words. Returns false (and writes
+// nothing) when the kernels in use have no native bfloat16.
+bool pack_output_bf16(const Network& net, uint32_t* packed, int n_threads);
+
 struct TopKOutput {
   int32_t* labels;  // n_rows x k, best first, -1 where fewer than k labels exist
   float* scores;    // n_rows x k, output-layer logits
@@ -21,7 +41,8 @@ struct TopKOutput {
 };
 
 void predict_topk_exact(const Network& net, const FeatureMatrix& X, TopKOutput out,
-                        int n_threads, const StopCheck& should_stop);
+                        const OutputScoring& scoring, int n_threads,
+                        const StopCheck& should_stop);
 
 struct LshQuery {
   HashKind hash_kind;
@@ -33,8 +54,8 @@ struct LshQuery {
 };
 
 void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQuery& query,
-                      const FeatureMatrix& X, TopKOutput out, int n_threads,
-                      const StopCheck& should_stop);
+                      const FeatureMatrix& X, TopKOutput out, const OutputScoring& scoring,
+                      int n_threads, const StopCheck& should_stop);
 
 // Output neurons grouped by the direction of their weights (built by
 // sklearn_slide/_label_clusters.py): cluster c holds ids[offsets[c]..offsets[c+1])
@@ -50,11 +71,11 @@ struct LabelClusters {
 // Scores the labels of the n_probes best clusters of each row (more clusters, in
 // order, while fewer than k labels were scored).
 void predict_topk_clustered(const Network& net, const LabelClusters& clusters, int64_t n_probes,
-                            const FeatureMatrix& X, TopKOutput out, int n_threads,
-                            const StopCheck& should_stop);
+                            const FeatureMatrix& X, TopKOutput out, const OutputScoring& scoring,
+                            int n_threads, const StopCheck& should_stop);
 
 // out: n_rows x n_labels logits, or softmax probabilities when `softmax`.
 void predict_scores(const Network& net, const FeatureMatrix& X, float* out, bool softmax,
-                    int n_threads, const StopCheck& should_stop);
+                    const OutputScoring& scoring, int n_threads, const StopCheck& should_stop);
 
 }  // namespace slide
