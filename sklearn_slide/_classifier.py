@@ -133,12 +133,15 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         Arithmetic of the output layer's scores at prediction (``predict_topk``,
         ``predict``, ``predict_proba``, every ``inference`` mode). "bfloat16":
         the last hidden layer and the output weights are rounded to bfloat16
-        and their products summed in float32, with the CPU's bfloat16
-        dot-product instructions where it has them (AVX512_BF16), else emulated
-        at float32 speed. Scores then differ from float32 by about 1% of their
-        spread, so near-ties may swap. Training always runs in float32 (Adam's
-        steps are smaller than bfloat16's resolution), and the model stores
-        float32 weights either way, so precision can be switched after fitting.
+        and their products summed in float32: on CPUs with AMX about 3x faster
+        exact top-k (100k-670k labels, BENCHMARKS.md); with AVX512_BF16 alone
+        or without either, the same numbers at float32 speed or slower. Scores
+        move by up to ~0.2% of their range, so near-ties may swap (the top-1
+        label agreed on 99.9% of test rows). Training always runs in float32
+        (Adam's steps are below bfloat16's resolution); the model keeps float32
+        weights, so precision can be switched after fitting. With native
+        kernels a bfloat16 copy of the output layer (2 bytes per weight) is
+        made at the first call and kept beside the model until it trains.
     predict_k : int or None, default=None
         Labels ``predict`` marks per row for multilabel targets. None: the mean
         number of labels per training row, rounded (at least 1).

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "slide/kernels.h"
+#include "slide/kernels_avx512_panel_store.h"
 #include "slide/kernels_panel.h"
 
 namespace slide {
@@ -66,14 +67,7 @@ void score_rows_panel(const float* rows, int64_t dim, const float* panel, const 
       acc[i][3] = _mm512_fmadd_ps(x, w3, acc[i][3]);
     }
   }
-  for (int j = 0; j < 4; ++j) {
-    const int64_t left = width - 16 * j;
-    if (left <= 0) break;
-    const __mmask16 k = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(k, bias + 16 * j) : _mm512_setzero_ps();
-    for (int i = 0; i < R; ++i)
-      _mm512_mask_storeu_ps(out + i * out_stride + 16 * j, k, _mm512_add_ps(acc[i][j], b));
-  }
+  store_panel_scores<R>(acc, bias, width, out, out_stride);
 }
 
 void score_block_avx512(const float* rows, int64_t n_rows, const float* weights, const float* bias,

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "slide/kernels.h"
+#include "slide/kernels_avx512_panel_store.h"
 #include "slide/kernels_bf16_pack.h"
 
 namespace slide {
@@ -40,14 +41,7 @@ void score_rows_panel_bf16(const uint32_t* rows, int64_t stride, int64_t pairs,
       acc[i][3] = _mm512_dpbf16_ps(acc[i][3], x, w3);
     }
   }
-  for (int j = 0; j < 4; ++j) {
-    const int64_t left = width - 16 * j;
-    if (left <= 0) break;
-    const __mmask16 k = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-    const __m512 b = bias ? _mm512_maskz_loadu_ps(k, bias + 16 * j) : _mm512_setzero_ps();
-    for (int i = 0; i < R; ++i)
-      _mm512_mask_storeu_ps(out + i * out_stride + 16 * j, k, _mm512_add_ps(acc[i][j], b));
-  }
+  store_panel_scores<R>(acc, bias, width, out, out_stride);
 }
 
 }  // namespace
