@@ -106,8 +106,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         uniformly drawn negatives stands for ``pool / m`` labels of the full
         softmax's sum, so its logit gets ``+ log(pool / m)`` in the training
         softmax (true labels and hash-table candidates are unchanged). Without
-        it the sampled softmax underweights the labels it did not draw. Measured
-        (BENCHMARKS.md): best P@1 0.770 vs 0.748 at 100k generated labels, 0.736
+        it each drawn negative counts once instead of ``pool / m`` times, and
+        the sampled normaliser underestimates the full one. Measured
+        (BENCHMARKS.md): best P@1 0.770 vs 0.748 at 100k generated labels, 0.740
         vs 0.705 at 300k, 0.649 vs 0.634 on Delicious, 0.402 vs 0.362 on
         SeqGO; the first epochs are slower (0.42 vs 0.50 after one epoch at 100k
         labels). No effect when every label is active (``min_active`` >=
