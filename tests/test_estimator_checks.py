@@ -22,6 +22,8 @@ SMALL_DATA = dict(max_iter=50, learning_rate=1e-2, random_state=0)
         SlideClassifier(n_threads=2, inference="clusters", n_probes=1, **SMALL_DATA),
         # predict from the cached bfloat16 copy of the output layer (not pickled either)
         SlideClassifier(n_threads=2, precision="bfloat16", **SMALL_DATA),
+        # holds out rows and lowers the rate on a validation plateau
+        SlideClassifier(n_threads=1, learning_rate_schedule="plateau", **SMALL_DATA),
     ]
 )
 def test_sklearn_compatible(estimator, check):
