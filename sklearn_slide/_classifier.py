@@ -330,14 +330,14 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         # Fit from scratch builds everything aside and commits only at the end:
         # an interrupted or failed fit leaves the estimator as it was.
         fitted = self._fitted_view() if continuing else self._new_fit(X, y, Y, kind, classes)
-        validation = None
+        rows = validation = None
         if self.learning_rate_schedule == "plateau":
+            # The engine trains on `rows` of X in place: only the held-out part is copied.
             rows, held_out = lr_schedule.split_validation(
                 X.shape[0], self.validation_fraction, fitted["rng"])
             validation = (X[held_out], Y[held_out])
-            X, Y = X[rows], Y[rows]
         self._train(fitted, X, Y, self.max_iter, first_call=not continuing,
-                    validation=validation)
+                    rows=rows, validation=validation)
         if fitted["network"]["tables"] is not None:
             self._refresh_tables(fitted)
         self._commit(fitted)
@@ -581,7 +581,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                                     resolve_n_threads(self.n_threads))
         return lr_schedule.precision_at_1(top1[:, 0], Y_val)
 
-    def _train(self, fitted, X, Y, n_epochs, first_call, validation=None):
+    def _train(self, fitted, X, Y, n_epochs, first_call, rows=None, validation=None):
+        """Train n_epochs over the rows `rows` of (X, Y) (None: all of them),
+        measuring P@1 on `validation` (X_val, Y_val) after each epoch if given."""
         derived_cache.forget(self)  # the weights are about to change
         network = fitted["network"]
         n_labels = len(fitted["classes"])
@@ -594,19 +596,21 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         config = self._train_config(network, n_labels)
         x_buffers = csr_buffers(X)
         y_buffers = csr_buffers(Y)
-        counts = label_counts(Y)
-        n = X.shape[0]
+        if rows is None:
+            rows = np.arange(X.shape[0])
+        Y_trained = Y[rows]
+        n = len(rows)
         seen_before = fitted["n_samples_seen"]
-        fitted["label_counts"] = fitted["label_counts"] + counts
+        fitted["label_counts"] = fitted["label_counts"] + label_counts(Y_trained)
         fitted["n_samples_seen"] = seen_before + n
-        total_labels = fitted["mean_labels"] * seen_before + Y.nnz
+        total_labels = fitted["mean_labels"] * seen_before + Y_trained.nnz
         fitted["mean_labels"] = total_labels / fitted["n_samples_seen"]
         start = time.perf_counter()
         if validation is not None and fitted["validation_scores"] is None:
             fitted["validation_scores"] = []
         for epoch in range(n_epochs):
             config["learning_rate"] = self._epoch_learning_rate(fitted)
-            order = fitted["rng"].permutation(n) if self.shuffle else np.arange(n)
+            order = rows[fitted["rng"].permutation(n)] if self.shuffle else rows
             epoch_start = time.perf_counter()
             stats = core.train_epoch(
                 network["params"],
