@@ -82,9 +82,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         the rows, measures P@1 on them after every epoch, and divides the rate
         by 3 after ``n_iter_no_change`` epochs without improvement; a warm start
         continues from the reached rate (``learning_rate_``); ``partial_fit``
-        trains at that rate without validating. Measured on generated data
-        (100k labels): lowering the rate once P@1 is flat lifts it from 0.770
-        to 0.779 (BENCHMARKS.md, section 6).
+        trains at that rate without validating. Measured (BENCHMARKS.md): best
+        test P@1 0.780 vs 0.770 at 100k generated labels and 0.749 vs 0.740 at
+        300k, but 0.375 vs 0.402 on SeqGO (1,692 rows: the held-out 10% cost
+        more than the decay gives).
     validation_fraction : float, default=0.1
         Rows held out by ``learning_rate_schedule="plateau"`` (not trained on).
     n_iter_no_change : int, default=2
