@@ -534,7 +534,9 @@ PYBIND11_MODULE(_slide_core, m) {
         py::array_t<float> out({X.n_rows, net.n_labels()});
         float* op = out.mutable_data();
         run_without_gil(
-            [&] { slide::predict_scores(net, X, op, softmax, scoring, n_threads, python_signal_pending); });
+            [&] {
+              slide::predict_scores(net, X, op, softmax, scoring, n_threads, python_signal_pending);
+            });
         return out;
       },
       py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),

@@ -18,6 +18,7 @@ from . import _lr_schedule as lr_schedule
 from . import _network_state as state
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._engine import active_kernels, core, csr_buffers, resolve_n_threads
+from .metrics import precision_at_k
 from ._targets import TargetKind, label_counts, label_lists, target_kind, topk_to_indicator
 
 # Below this many labels, hash_family="auto" trains the output layer exactly:
@@ -580,7 +581,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         X_val, Y_val = validation
         top1, _ = core.predict_topk(network["params"], *csr_buffers(X_val), 1,
                                     resolve_n_threads(self.n_threads))
-        return lr_schedule.precision_at_1(top1[:, 0], Y_val)
+        return precision_at_k(Y_val, top1, k=1)
 
     def _train(self, fitted, X, Y, n_epochs, first_call, rows=None, validation=None):
         """Train n_epochs over the rows `rows` of (X, Y) (None: all of them),

@@ -45,8 +45,3 @@ def split_validation(n_rows, fraction, rng):
     order = rng.permutation(n_rows)
     return np.sort(order[n_validation:]), np.sort(order[:n_validation])
 
-
-def precision_at_1(top1, Y):
-    """P@1 of top-1 label ids (n,) against the CSR label lists Y (n, n_labels)."""
-    hits = np.asarray(Y[np.arange(Y.shape[0]), top1]).ravel() != 0
-    return float(hits.mean()) if hits.size else 0.0

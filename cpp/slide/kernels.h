@@ -62,6 +62,10 @@ struct Kernels {
 constexpr int64_t kBf16PanelWidth = 64;
 inline int64_t bf16_panel_pairs(int64_t dim) { return ((dim + 1) / 2 + 15) / 16 * 16; }
 inline int64_t bf16_panel_words(int64_t dim) { return bf16_panel_pairs(dim) * kBf16PanelWidth; }
+// Words of the panels of n_cols neurons (the last panel zero-padded).
+inline int64_t bf16_packed_words(int64_t n_cols, int64_t dim) {
+  return (n_cols + kBf16PanelWidth - 1) / kBf16PanelWidth * bf16_panel_words(dim);
+}
 
 // The generic argmax_bins, also the fallback of the SIMD sets for bins they do not vectorise.
 bool argmax_bins_portable(const float* x, const uint32_t* coords, int64_t n_bins, int m,

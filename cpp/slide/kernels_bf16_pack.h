@@ -72,8 +72,7 @@ template <void (*ScorePacked)(const float*, int64_t, const uint32_t*, const floa
 void pack_and_score(const float* rows, int64_t n_rows, const float* weights, const float* bias,
                     int64_t n_cols, int64_t dim, float* out, int64_t out_stride) {
   thread_local std::vector<uint32_t> panels;
-  const int64_t n_panels = (n_cols + kBf16PanelWidth - 1) / kBf16PanelWidth;
-  panels.resize(static_cast<size_t>(n_panels * bf16_panel_words(dim)));
+  panels.resize(static_cast<size_t>(bf16_packed_words(n_cols, dim)));
   pack_panels(weights, n_cols, dim, panels.data());
   ScorePacked(rows, n_rows, panels.data(), bias, n_cols, dim, out, out_stride);
 }

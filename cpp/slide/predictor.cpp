@@ -64,8 +64,7 @@ class OutputLayerScorer {
     if (precision_ != Precision::kBfloat16 || !kernels_.pack_bf16_panels) return;
     packed_ = scoring.packed_bf16;
     if (packed_) return;
-    const int64_t n_panels = (output.n_out() + kBf16PanelWidth - 1) / kBf16PanelWidth;
-    own_packed_.resize(static_cast<size_t>(n_panels * bf16_panel_words(dim)));
+    own_packed_.resize(static_cast<size_t>(bf16_packed_words(output.n_out(), dim)));
     pack_output_with(kernels_, output, dim, own_packed_.data(), n_threads);
     packed_ = own_packed_.data();
   }
@@ -140,8 +139,7 @@ void hidden_block(const Network& net, const FeatureMatrix& X, int64_t first, int
 
 int64_t packed_output_bf16_words(const Network& net) {
   if (!kernels().pack_bf16_panels) return 0;
-  const int64_t n_panels = (net.n_labels() + kBf16PanelWidth - 1) / kBf16PanelWidth;
-  return n_panels * bf16_panel_words(net.last_hidden_size());
+  return bf16_packed_words(net.n_labels(), net.last_hidden_size());
 }
 
 bool pack_output_bf16(const Network& net, uint32_t* packed, int n_threads) {
@@ -355,8 +353,8 @@ void predict_topk_clustered(const Network& net, const LabelClusters& clusters, i
       const int32_t cluster = probes[i].first;
       rows.clear();
       for (; i < probes.size() && probes[i].first == cluster; ++i) rows.push_back(probes[i].second);
-      scorer.score(members(cluster), cluster_size(cluster), rows.data(), static_cast<int64_t>(rows.size()),
-                   h.data(), heaps);
+      scorer.score(members(cluster), cluster_size(cluster), rows.data(),
+                   static_cast<int64_t>(rows.size()), h.data(), heaps);
     }
     // Rare: rows whose probed clusters held fewer than k labels take further
     // clusters, best first, until they have k.
