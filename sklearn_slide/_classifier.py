@@ -15,6 +15,7 @@ from sklearn.utils.validation import _check_sample_weight, check_consistent_leng
 from . import _derived_cache as derived_cache
 from . import _label_clusters as label_clusters
 from . import _lr_schedule as lr_schedule
+from ._model_lock import reads_model, trains_model
 from . import _network_state as state
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._engine import active_kernels, core, csr_buffers, resolve_n_threads
@@ -300,6 +301,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
+    @trains_model
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Train for ``max_iter`` epochs.
@@ -345,6 +347,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         self._commit(fitted)
         return self
 
+    @trains_model
     def partial_fit(self, X, y, classes=None):
         """Train one epoch over (X, y), starting a new model on the first call.
 
@@ -667,6 +670,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
 
     # --------------------------------------------------------------- prediction
 
+    @reads_model
     def predict_topk(self, X, k=5):
         """Top-k labels of each row, best first.
 
@@ -716,6 +720,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             packed_bf16=self._packed_bfloat16() if lsh is None and clusters is None else None,
         )
 
+    @reads_model
     def predict(self, X):
         """Class of each row (1-D y), or the indicator of its top ``predict_k`` labels.
 
@@ -735,6 +740,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             labels, len(self.classes_), sparse=self._sparse_output, dtype=self._y_dtype
         )
 
+    @reads_model
     def predict_proba(self, X):
         """Softmax probabilities over all labels, shape (n_samples, n_labels).
 
@@ -754,6 +760,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         """Log of ``predict_proba``."""
         return np.log(self.predict_proba(X))
 
+    @reads_model
     def score(self, X, y, sample_weight=None):
         """Precision at 1: the fraction of rows whose top label is a true label.
 
@@ -881,6 +888,11 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         # Gradients are summed in sample order whatever the thread count, so a
         # fixed random_state gives bit-identical fits with any n_threads.
         return tags
+
+    @reads_model
+    def __getstate__(self):
+        # A consistent snapshot: not a network half-way through a training step.
+        return super().__getstate__()
 
     def __setstate__(self, state_dict):
         network = state_dict.get("_network")
