@@ -23,7 +23,7 @@ refits the best one and scores it on the held-out test rows.
   every fit of the search runs on 1 thread, 2 in all, and the machine is not
   oversubscribed; the final refit runs in this process on every core.  The
   script prints what the workers resolve.  Measured on a 2-core machine
-  (``sklearn_slide._engine.resolve_n_threads(None)``, what ``fit`` calls):
+  (``sklearn_slide.effective_n_threads()``, what ``fit`` calls):
   parent 2; loky workers 1 with ``n_jobs=2`` or ``-1``, 2 with
   ``parallel_config(inner_max_num_threads=2)``; but 2 per worker, 4 in all,
   when ``OMP_NUM_THREADS=2`` is already set in the parent (joblib passes a
@@ -46,8 +46,7 @@ import time
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils.parallel import Parallel, delayed
 
-from sklearn_slide import SlideClassifier
-from sklearn_slide._engine import resolve_n_threads
+from sklearn_slide import SlideClassifier, effective_n_threads
 from sklearn_slide.datasets import load_xc_folder, make_extreme_multilabel
 from sklearn_slide.metrics import xmc_scorer
 
@@ -113,11 +112,11 @@ def main():
     # What n_threads=None becomes inside the search's worker processes: this
     # Parallel call uses the same loky workers GridSearchCV will reuse.
     worker_threads = Parallel(n_jobs=args.n_jobs)(
-        delayed(resolve_n_threads)(None) for _ in range(max(args.n_jobs, 1))
+        delayed(effective_n_threads)(None) for _ in range(max(args.n_jobs, 1))
     )
     print(
         f"threads per fit (n_threads=None): {sorted(set(worker_threads))} in the "
-        f"n_jobs={args.n_jobs} workers, {resolve_n_threads(None)} in this process (refit)"
+        f"n_jobs={args.n_jobs} workers, {effective_n_threads(None)} in this process (refit)"
     )
 
     epochs = args.epochs or (2 if args.quick else 3)

@@ -1,31 +1,45 @@
-"""The one module that imports the compiled engine; thin helpers around it.
+"""The seam to the compiled engine: the one module that imports ``_slide_core``.
 
-Everything numerical happens in C++ (``cpp/``); this module only resolves the
-thread count and hands over buffers in the exact dtypes the binding checks.
+Everything numerical happens in C++ (``cpp/``); the functions here hand over
+the model's arrays and CSR matrices in the exact dtypes the binding checks,
+and resolve the thread count. The estimator's modules call only these; so do
+the tests of the engine itself (binding checks, hash families, kernels).
 """
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _slide_core as core
+from . import _slide_core as _core
+
+CORE_FILE = _core.__file__  # which compiled engine was loaded (tools/fuzz_long.py --which)
 
 __all__ = [
     "active_kernels",
     "available_kernels",
     "bucket_indices",
-    "core",
+    "code_bits",
     "csr_buffers",
     "hash_codes",
-    "resolve_n_threads",
+    "pack_output_bf16",
+    "predict_scores",
+    "predict_topk",
+    "rebuild_tables",
+    "effective_n_threads",
     "select_kernels",
+    "train_epoch",
 ]
 
 
-def resolve_n_threads(n_threads):
-    """``None`` means OpenMP's thread count now (honours OMP_NUM_THREADS,
-    threadpoolctl and joblib worker limits); a positive int is used as is."""
+def effective_n_threads(n_threads=None):
+    """The threads the engine runs with for ``SlideClassifier(n_threads=...)``.
+
+    ``None`` means OpenMP's thread count now (honours OMP_NUM_THREADS,
+    threadpoolctl and joblib worker limits): what ``fit`` and the predictions
+    of a model with ``n_threads=None`` use, in the process that calls this.
+    A positive int is used as is.
+    """
     if n_threads is None:
-        return max(1, int(core.omp_max_threads()))
+        return max(1, int(_core.omp_max_threads()))
     return int(n_threads)
 
 
@@ -40,20 +54,55 @@ def csr_buffers(X):
     return indptr, indices, data
 
 
+def train_epoch(params, tables, x_buffers, y_buffers, order, config, schedule):
+    """One epoch over the rows ``order`` (int64) of X and Y, given as ``csr_buffers``
+    (made once per fit, not per epoch); updates params, tables and schedule in
+    place and returns the epoch's statistics."""
+    return _core.train_epoch(params, tables, *x_buffers, *y_buffers, order, config, schedule)
+
+
+def rebuild_tables(params, tables, config, schedule):
+    """Re-inserts every output neuron into the tables (with the schedule's hash functions)."""
+    _core.rebuild_tables(params, tables, config, schedule)
+
+
+def predict_topk(params, X, k, n_threads, *, lsh=None, clusters=None, precision="float32",
+                 packed_bf16=None):
+    """(labels int32, scores float32), each (n, k), of the CSR rows of X."""
+    return _core.predict_topk(params, *csr_buffers(X), k, n_threads, lsh=lsh, clusters=clusters,
+                              precision=precision, packed_bf16=packed_bf16)
+
+
+def predict_scores(params, X, softmax, n_threads, *, precision="float32", packed_bf16=None):
+    """Dense (n, n_labels) float32 logits, or probabilities when ``softmax``."""
+    return _core.predict_scores(params, *csr_buffers(X), softmax, n_threads,
+                                precision=precision, packed_bf16=packed_bf16)
+
+
+def pack_output_bf16(params, n_threads):
+    """The output layer packed for the active native bfloat16 kernels, or None."""
+    return _core.pack_output_bf16(params, n_threads)
+
+
+def code_bits(family, dim, codes_per_table):
+    """Bits one hash code of ``family`` takes for inputs of ``dim`` values."""
+    return _core.code_bits(family, int(dim), int(codes_per_table))
+
+
 def hash_codes(family, X, codes_per_table, n_tables, seed):
     """Codes (n, n_tables * codes_per_table) of the rows of dense float32 X."""
     X = np.ascontiguousarray(X, dtype=np.float32)
-    return core.hash_codes(family, X, int(codes_per_table), int(n_tables), int(seed))
+    return _core.hash_codes(family, X, int(codes_per_table), int(n_tables), int(seed))
 
 
 def bucket_indices(family, X, codes_per_table, n_tables, seed, table_bits):
     """Bucket index in each table (n, n_tables) of the rows of dense float32 X."""
     X = np.ascontiguousarray(X, dtype=np.float32)
-    return core.bucket_indices(
+    return _core.bucket_indices(
         family, X, int(codes_per_table), int(n_tables), int(seed), int(table_bits)
     )
 
 
-available_kernels = core.available_kernels
-active_kernels = core.active_kernels
-select_kernels = core.select_kernels
+available_kernels = _core.available_kernels
+active_kernels = _core.active_kernels
+select_kernels = _core.select_kernels

@@ -28,6 +28,48 @@ def target_kind(y):
     )
 
 
+def classes_of(y, kind):
+    """The classes a fit learns from y: its sorted values, or the indicator's columns."""
+    if kind == TargetKind.MULTICLASS:
+        classes = np.unique(y)
+    else:
+        classes = np.arange(y.shape[1])
+        if (y.nnz if sp.issparse(y) else np.count_nonzero(y)) == 0:
+            raise ValueError("y has no positive label: every row of the indicator is empty")
+    if len(classes) < 2:
+        raise ValueError(
+            f"SlideClassifier needs at least 2 classes (labels); y has {len(classes)} class"
+        )
+    return classes
+
+
+def classes_for_partial_fit(y, kind, classes):
+    """The classes of a first ``partial_fit`` call: ``classes`` (required for 1-D y),
+    or the indicator's columns."""
+    if kind == TargetKind.MULTICLASS:
+        if classes is None:
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit with 1-D y"
+            )
+        classes = np.unique(np.asarray(classes))
+    else:
+        n_labels = y.shape[1]
+        if classes is not None and len(classes) != n_labels:
+            raise ValueError(
+                f"classes has {len(classes)} entries but y has {n_labels} label columns"
+            )
+        classes = np.arange(n_labels) if classes is None else np.asarray(classes)
+    if len(classes) < 2:
+        raise ValueError("SlideClassifier needs at least 2 classes (labels)")
+    return classes
+
+
+def check_same_target_kind(kind, fitted_kind):
+    """ValueError when training continues on another kind of target than the model's."""
+    if kind != fitted_kind:
+        raise ValueError(f"y is {kind} but the model was fitted on {fitted_kind} targets")
+
+
 def label_lists(y, kind, classes):
     """CSR (n, n_labels) float32 pattern of the true labels of each row.
 

@@ -60,12 +60,12 @@ def _worker_info():
     """Run on each worker by ``Client.run``: its machine, cores and OpenMP default."""
     from dask.system import CPU_COUNT  # honours CPU affinity and cgroup quotas
 
-    from ._engine import resolve_n_threads
+    from ._engine import effective_n_threads
 
     return {
         "host": socket.gethostname(),
         "cores": int(CPU_COUNT),
-        "openmp_default": resolve_n_threads(None),
+        "openmp_default": effective_n_threads(None),
     }
 
 

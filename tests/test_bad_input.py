@@ -12,10 +12,11 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
-import sklearn_slide._classifier as classifier_module
-from sklearn_slide import SlideClassifier
+import sklearn_slide._memory as memory
 import sklearn_slide._network_state as network_state
-from sklearn_slide._network_state import MEMORY_LIMIT_ENV
+from sklearn_slide import SlideClassifier
+from sklearn_slide._input import is_canonical
+from sklearn_slide._memory import MEMORY_LIMIT_ENV
 from sklearn_slide.datasets import make_extreme_multilabel
 from sklearn_slide.metrics import precision_at_k_scorer, xmc_scorer
 
@@ -262,7 +263,7 @@ def test_stale_canonical_flag_does_not_hide_unsorted_indices(data, fitted):
         X_mut.indices[lo:hi] = X_mut.indices[lo:hi][::-1].copy()
         X_mut.data[lo:hi] = X_mut.data[lo:hi][::-1].copy()
     assert X_mut.has_canonical_format  # stale
-    assert not classifier_module._is_canonical(X_mut)
+    assert not is_canonical(X_mut)
     np.testing.assert_array_equal(fitted.predict_topk(X_mut)[0], fitted.predict_topk(X)[0])
 
 
@@ -605,7 +606,7 @@ def test_hash_tables_above_the_budget_are_refused_before_allocating(monkeypatch)
     # 4096 tables of 2**12 or 2**13 buckets and 5000 ids: 149 to 216 MB.
     params = dict(**FAST, hash_family="dwta", n_tables=4096, hash_bits=8)
     bits = network_state.table_bits_for("dwta", 8, 5000, FAST["hidden_layer_sizes"][-1])
-    tables = network_state.table_bytes(4096, bits, 5000)
+    tables = memory.table_bytes(4096, bits, 5000)
     assert tables > 100 * 2**20
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "100M")
     clf = SlideClassifier(**params)
@@ -644,7 +645,7 @@ def test_dense_outputs_above_the_budget_are_refused(data, fitted, monkeypatch):
         fitted.predict_topk(X, k=10)
     # The fixed 1 GiB limit of dense outputs reports the bytes too.
     monkeypatch.delenv(MEMORY_LIMIT_ENV)
-    monkeypatch.setattr(classifier_module, "DENSE_OUTPUT_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(memory, "DENSE_OUTPUT_LIMIT_BYTES", 1000)
     with pytest.raises(ValueError, match=r"\(24,000 bytes.*use predict_topk"):
         fitted.predict_proba(X)
 

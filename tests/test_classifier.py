@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import sklearn_slide._classifier as classifier_module
+import sklearn_slide._memory as memory
 from sklearn_slide import SlideClassifier, topk_to_indicator
 
 FAST = dict(max_iter=3, random_state=0, n_threads=1)
@@ -213,7 +213,7 @@ def test_partial_fit_multiclass_needs_classes_and_rejects_unknown_labels(xmc_sma
 def test_predict_proba_refuses_huge_dense_output(xmc_small, monkeypatch):
     X, Y, X_test, _ = xmc_small
     clf = SlideClassifier(**FAST).fit(X, Y)
-    monkeypatch.setattr(classifier_module, "DENSE_OUTPUT_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(memory, "DENSE_OUTPUT_LIMIT_BYTES", 1000)
     with pytest.raises(ValueError, match="predict_topk"):
         clf.predict_proba(X_test)
     labels, _ = clf.predict_topk(X_test, k=2)  # still fine

@@ -76,11 +76,11 @@ def _expected_openmp_default():
 
 def _probe(estimator, X, y):
     """Scorer recording where a fit ran and with how many threads."""
-    from sklearn_slide._engine import resolve_n_threads
+    from sklearn_slide import effective_n_threads
 
     scores = xmc_scorer(k_values=(1,), propensity=False)(estimator, X, y)
     final = estimator[-1] if hasattr(estimator, "steps") else estimator
-    scores["threads"] = resolve_n_threads(final.n_threads)
+    scores["threads"] = effective_n_threads(final.n_threads)
     scores["pid"] = os.getpid()
     return scores
 

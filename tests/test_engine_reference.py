@@ -12,7 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from sklearn_slide import _network_state as state
-from sklearn_slide._engine import core, csr_buffers
+from sklearn_slide import _engine as engine
+from sklearn_slide._engine import csr_buffers
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -161,9 +162,9 @@ def test_two_steps_match_numpy(hidden_layer_sizes, adam_updates):
     ref = reference_steps(params, dense, Y, batches, lr, hidden, dense_adam)[-1]
 
     schedule = state.init_schedule(50, 0)
-    stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Ycsr),
-                             np.arange(n_rows, dtype=np.int64),
-                             config(lr, batch, dense_adam), schedule)
+    stats = engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Ycsr),
+                               np.arange(n_rows, dtype=np.int64),
+                               config(lr, batch, dense_adam), schedule)
     assert schedule["step"] == 3
     assert stats["n_labelled"] == n_rows - 1
     assert_matches_reference(params, ref, hidden)
@@ -194,9 +195,9 @@ def test_rows_without_gradient_move_by_momentum_only_with_dense_adam(adam_update
     schedule = state.init_schedule(50, 0)
     snapshots = []
     for rows, ref in zip(batches, refs):
-        core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Ycsr),
-                         np.arange(rows.start, rows.stop, dtype=np.int64),
-                         config(lr, batch, dense_adam), schedule)
+        engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Ycsr),
+                           np.arange(rows.start, rows.stop, dtype=np.int64),
+                           config(lr, batch, dense_adam), schedule)
         assert_matches_reference(params, ref, 1)
         snapshots.append({k: v.copy() for k, v in params.items() if isinstance(v, np.ndarray)})
 
@@ -225,9 +226,9 @@ def test_loss_matches_numpy_at_initialisation():
     logits = z @ params["output_weights"].T.astype(np.float64) + params["output_biases"]
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -logp[np.arange(6), [0, 1, 2, 3, 4, 0]].sum()
-    stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Y),
-                             np.arange(6, dtype=np.int64), config(1e-3, 6),
-                             state.init_schedule(50, 0))
+    stats = engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Y),
+                               np.arange(6, dtype=np.int64), config(1e-3, 6),
+                               state.init_schedule(50, 0))
     assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)
 
 
@@ -246,9 +247,9 @@ def test_sampled_loss_with_random_negatives_matches_numpy(logq_correction):
     cfg = dict(config(1e-3, 1, logq_correction=logq_correction), exact=False,
                min_active=1 + m, max_active=1)
     schedule = state.init_schedule(50, 0)
-    core.rebuild_tables(params, tables, cfg, schedule)
-    stats = core.train_epoch(params, tables, *csr_buffers(X), *csr_buffers(Y),
-                             np.zeros(1, dtype=np.int64), cfg, schedule)
+    engine.rebuild_tables(params, tables, cfg, schedule)
+    stats = engine.train_epoch(params, tables, csr_buffers(X), csr_buffers(Y),
+                               np.zeros(1, dtype=np.int64), cfg, schedule)
     active = np.flatnonzero(params["output_row_step"] == 1)
     assert 3 in active and len(active) == 1 + m
     negatives = active[active != 3]
@@ -268,10 +269,10 @@ def test_logq_correction_leaves_exact_training_unchanged():
     runs = []
     for logq_correction in (False, True):
         params = state.init_params(10, (4,), 5, np.random.RandomState(3))
-        stats = core.train_epoch(params, None, *csr_buffers(X), *csr_buffers(Y),
-                                 np.arange(8, dtype=np.int64),
-                                 config(1e-3, 4, logq_correction=logq_correction),
-                                 state.init_schedule(50, 0))
+        stats = engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Y),
+                                   np.arange(8, dtype=np.int64),
+                                   config(1e-3, 4, logq_correction=logq_correction),
+                                   state.init_schedule(50, 0))
         runs.append((stats["loss_sum"], params["output_weights"].copy()))
     assert np.isfinite(runs[1][0]) and runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])

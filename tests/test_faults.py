@@ -200,18 +200,18 @@ def test_damaged_schedule_and_row_steps_are_refused(data, lsh_model):
 
 def test_engine_rejects_inconsistent_state_directly(data, lsh_model):
     # The last line of defence, for state that bypassed unpickling checks.
-    from sklearn_slide._engine import core, csr_buffers
+    from sklearn_slide import _engine as engine
 
     X, _ = data
     params = dict(lsh_model._network["params"])
-    buffers = csr_buffers(X.astype(np.float32).tocsr())
+    X = X.astype(np.float32).tocsr()
     params["layer_sizes"] = [300, 16, 2**33]  # rows * cols must not wrap around
     with pytest.raises(ValueError, match="layer sizes must be in"):
-        core.predict_topk(params, *buffers, 1, 1, None)
+        engine.predict_topk(params, X, 1, 1)
     params["layer_sizes"] = [300, 2**31 - 1, 2**31 - 1, 50]
     with pytest.raises(ValueError, match="layer sizes|expected"):
-        core.predict_topk(params, *buffers, 1, 1, None)
+        engine.predict_topk(params, X, 1, 1)
     with pytest.raises(ValueError, match="n_threads must be in"):
-        core.predict_topk(lsh_model._network["params"], *buffers, 1, 5000, None)
+        engine.predict_topk(lsh_model._network["params"], X, 1, 5000)
     with pytest.raises(ValueError, match="codes_per_table"):
-        core.hash_codes("dwta", np.ones((1, 8), np.float32), 5000, 5000, 0)
+        engine.hash_codes("dwta", np.ones((1, 8), np.float32), 5000, 5000, 0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sklearn_slide import SlideClassifier
-from sklearn_slide._engine import core, csr_buffers
+from sklearn_slide import _engine as engine
+from sklearn_slide._inference import cluster_index
 from sklearn_slide._label_clusters import _unit_rows, build_label_clusters, default_n_clusters
 
 FAST = dict(hash_family="dwta", max_iter=3, random_state=0, n_threads=1)
@@ -131,8 +132,8 @@ def test_index_leaves_the_estimator_and_its_pickle_unchanged(fitted):
 ])
 def test_engine_refuses_a_damaged_index(fitted, damage, match):
     clf, X_test = fitted
-    index = {key: value.copy() for key, value in clf._label_clusters().items()}
+    index = {key: value.copy() for key, value in cluster_index(clf).items()}
     index["n_probes"] = 4
     damage(index)
     with pytest.raises((ValueError, TypeError), match=match):
-        core.predict_topk(clf._network["params"], *csr_buffers(X_test), 5, 1, clusters=index)
+        engine.predict_topk(clf._network["params"], X_test, 5, 1, clusters=index)

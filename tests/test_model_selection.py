@@ -20,8 +20,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from sklearn_slide import SlideClassifier
-from sklearn_slide._engine import resolve_n_threads
+from sklearn_slide import SlideClassifier, effective_n_threads
 from sklearn_slide.datasets import make_extreme_multilabel
 from sklearn_slide.metrics import precision_at_k, xmc_scorer
 from sklearn_slide.model_selection import cross_validate_xmc
@@ -73,7 +72,7 @@ class ThreadRecordingSlide(SlideClassifier):
     """SlideClassifier that records what ``n_threads`` resolves to when fit starts."""
 
     def fit(self, X, y):
-        self.fit_threads_ = resolve_n_threads(self.n_threads)
+        self.fit_threads_ = effective_n_threads(self.n_threads)
         return super().fit(X, y)
 
 
@@ -150,7 +149,7 @@ def test_grid_search_workers_fit_with_limited_threads(data, classes_by_value):
     if "OMP_NUM_THREADS" not in os.environ and joblib.cpu_count() >= 2:
         assert 2 * per_fold.max() <= joblib.cpu_count()
     # The refit runs in this process, which has every thread OpenMP allows.
-    assert search.best_estimator_.fit_threads_ == resolve_n_threads(None)
+    assert search.best_estimator_.fit_threads_ == effective_n_threads(None)
 
 
 def test_cross_validate_xmc_with_sparse_y(data):

@@ -112,7 +112,7 @@ def test_unknown_precision_is_refused(xmc_small):
 
 
 def test_memory_budget_counts_the_bfloat16_copy_of_the_output_layer(xmc_small, monkeypatch):
-    from sklearn_slide._network_state import MEMORY_LIMIT_ENV
+    from sklearn_slide._memory import MEMORY_LIMIT_ENV
 
     X, Y, X_test, _ = xmc_small
     clf = SlideClassifier(max_iter=1, random_state=0).fit(X, Y)
@@ -154,20 +154,20 @@ def test_packed_output_layer_follows_training(xmc_small, restore_kernels):
 
 @pytest.mark.skipif(not NATIVE, reason="no native bfloat16 kernels on this CPU")
 def test_engine_refuses_a_packed_layer_of_the_wrong_shape(xmc_small, restore_kernels):
-    from sklearn_slide._engine import core, csr_buffers
+    from sklearn_slide import _engine as engine
 
     X, Y, X_test, _ = xmc_small
     clf = SlideClassifier(max_iter=1, random_state=0).fit(X, Y)
     select_kernels(NATIVE[-1])
     params = clf._network["params"]
-    packed = core.pack_output_bf16(params, 1)
-    buffers = csr_buffers(X_test[:5])
+    packed = engine.pack_output_bf16(params, 1)
+    X_rows = X_test[:5]
     for bad, error in ((packed[:-1], ValueError), (packed.astype(np.int64), TypeError),
                        (packed[::2], ValueError)):
         with pytest.raises(error, match="packed_bf16"):
-            core.predict_topk(params, *buffers, 1, 1, precision="bfloat16", packed_bf16=bad)
-    labels, _ = core.predict_topk(params, *buffers, 1, 1, precision="bfloat16",
-                                  packed_bf16=packed)
+            engine.predict_topk(params, X_rows, 1, 1, precision="bfloat16", packed_bf16=bad)
+    labels, _ = engine.predict_topk(params, X_rows, 1, 1, precision="bfloat16",
+                                    packed_bf16=packed)
     np.testing.assert_array_equal(
         labels, clf.set_params(precision="bfloat16").predict_topk(X_test[:5], k=1)[0])
 

@@ -197,7 +197,7 @@ def main():
         import sklearn_slide
         import sklearn_slide._engine as engine
 
-        print(sklearn_slide.__file__, engine.core.__file__)
+        print(sklearn_slide.__file__, engine.CORE_FILE)
         return 0
     if args.replay:
         replay(*args.replay)

@@ -1,0 +1,116 @@
+"""Inference: which scorer a prediction runs (exact, label clusters, LSH;
+float32 or bfloat16) and the data derived from the weights that it caches.
+
+Derived data (the cluster index, the packed bfloat16 output layer) is held in
+``_derived_cache``, outside the estimator: not pickled, dropped when training
+starts, keyed by the weights it was derived from.
+"""
+
+import numpy as np
+
+from . import _derived_cache as derived_cache
+from . import _engine as engine
+from . import _label_clusters as label_clusters
+from . import _memory as memory
+
+
+def predict_topk(estimator, X, k):
+    """(labels, scores) of the top k labels of the rows of canonical CSR X."""
+    network = estimator._network
+    n_labels = len(estimator.classes_)
+    memory.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k,
+                                         **bfloat16_copy_bytes(estimator)})
+    lsh = clusters = None
+    if estimator.inference == "clusters":
+        index = cluster_index(estimator)
+        n_probes = estimator.n_probes or label_clusters.default_n_probes(
+            n_labels, len(index["centroid_biases"]))
+        clusters = dict(index, n_probes=int(n_probes))
+    elif estimator.inference == "lsh":
+        if network["tables"] is None:
+            raise ValueError(
+                'inference="lsh" needs hash tables, but this model was trained exactly '
+                '(hash_family=None or "auto" with few labels); use inference="exact"'
+            )
+        lsh = {
+            "tables": network["tables"],
+            "hash_family": network["hash_family"],
+            "hash_bits": network["hash_bits"],
+            "hash_seed": network["schedule"]["hash_seed"],
+            "max_candidates": int(estimator.max_active),
+            "fallback": _fallback_labels(estimator.label_counts_, int(k)),
+        }
+    return engine.predict_topk(
+        network["params"], X, int(k), engine.effective_n_threads(estimator.n_threads),
+        lsh=lsh, clusters=clusters, precision=estimator.precision,
+        packed_bf16=_packed_bfloat16(estimator) if lsh is None and clusters is None else None,
+    )
+
+
+def predict_proba(estimator, X):
+    """Softmax over every label of the rows of canonical CSR X (dense float32)."""
+    memory.check_dense_output(X.shape[0], len(estimator.classes_), "predict_proba",
+                              bfloat16_copy_bytes(estimator))
+    return engine.predict_scores(
+        estimator._network["params"], X, True, engine.effective_n_threads(estimator.n_threads),
+        precision=estimator.precision, packed_bf16=_packed_bfloat16(estimator),
+    )
+
+
+def bfloat16_copy_bytes(estimator):
+    # Native bfloat16 kernels score a bfloat16 copy of the output layer
+    # (counted whatever the kernels, and even when cached: an upper bound).
+    if estimator.precision != "bfloat16":
+        return {}
+    return {"bfloat16 output layer": 2 * estimator._network["params"]["output_weights"].size}
+
+
+def _packed_bfloat16(estimator):
+    """The output layer packed for the native bfloat16 kernels, or None.
+
+    None with precision="float32" or kernels without native bfloat16 (the
+    engine then scores the float32 weights). Packed once per model and
+    kernel set, cached like the cluster index, so that small prediction calls
+    do not repack the whole layer (60 ms at 670k labels).
+    """
+    if estimator.precision != "bfloat16":
+        return None
+    network = estimator._network
+    params = network["params"]
+    key = (id(params), int(network["schedule"]["step"]), engine.active_kernels())
+    return derived_cache.cached(
+        estimator, "bfloat16 output layer", key,
+        lambda: engine.pack_output_bf16(params, engine.effective_n_threads(estimator.n_threads)))
+
+
+def cluster_index(estimator):
+    """The cluster index of the current output layer, built on first use.
+
+    Dropped whenever training starts or a new network is committed, and
+    keyed by the parameter arrays and the Adam step count (a shallow copy
+    sharing the arrays sees the steps its twin took). Concurrent first calls
+    may both build it; the results are identical.
+    """
+    network = estimator._network
+    params = network["params"]
+    key = (id(params), int(network["schedule"]["step"]))
+
+    def build():
+        weights = params["output_weights"]
+        memory.check_memory("label clusters", {
+            "label clusters": label_clusters.index_nbytes(*weights.shape)})
+        return label_clusters.build_label_clusters(weights, params["output_biases"])
+
+    return derived_cache.cached(estimator, "label clusters", key, build)
+
+
+def _fallback_labels(label_counts, k):
+    # Most frequent training labels first (ties: lower index first): what LSH
+    # inference scores when the buckets return fewer than k candidates. At
+    # most k - 1 of them can be candidates already, so 2k are enough: a
+    # partition, not a sort of every label on each call (670k labels: 50 ms).
+    n_labels = len(label_counts)
+    key = -label_counts.astype(np.int64) * n_labels + np.arange(n_labels)  # unique
+    n = min(2 * k, n_labels)
+    top = np.argpartition(key, n - 1)[:n] if n < n_labels else np.arange(n_labels)
+    return top[np.argsort(key[top])].astype(np.int32)

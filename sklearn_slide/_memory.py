@@ -1,0 +1,174 @@
+"""Memory: estimates of what a model, its training and its predictions
+allocate, and the budget they are checked against before allocating.
+
+Every allocation whose size grows with the data or the parameters (network,
+hash tables, training buffers, prediction outputs) is estimated first and
+refused above the budget, with the bytes it needs, instead of failing (or
+being killed) half-way.
+"""
+
+import os
+import re
+
+
+def table_bytes(n_tables, table_bits, n_labels):
+    """Memory of the compact tables: offsets plus one id slot per neuron and table."""
+    return 4 * n_tables * ((2**table_bits + 1) + n_labels)
+
+
+def network_bytes(n_features, hidden_layer_sizes, n_labels):
+    """Memory of weights, biases and both Adam moments (float32, x3)."""
+    sizes = [n_features, *hidden_layer_sizes, n_labels]
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 12 * n_params + 8 * (n_features + n_labels)
+
+
+def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
+                           n_threads, batch_size, max_active, n_samples=None):
+    """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
+
+    Gradients are never stored per parameter: a batch's contributions are kept
+    per sample, then grouped by row (cpp/slide/row_groups.h: per thread a 4-byte
+    cursor per input and output row; ~40 bytes per contribution of the batch's
+    output neurons). Per thread an active-set sampler (6 bytes per label) and the dense
+    gradients of the hidden layers, and the bucket arrays of a table rebuild
+    (``n_tables=0``: exact training, no tables).
+    """
+    sizes = [n_features, *hidden_layer_sizes, n_labels]
+    active = n_labels if not n_tables else min(n_labels, max_active)
+    # The engine's batch: never more than the rows it trains on.
+    batch = batch_size if n_samples is None else min(batch_size, max(n_samples, 1))
+    groups = 4 * (n_features + n_labels) * n_threads + 40 * batch * active
+    hidden_dense = sum(a * b + b for a, b in zip(sizes[1:-2], sizes[2:-1])) + sizes[1]
+    per_thread = 6 * n_labels + 8 * hidden_dense + 4 * sum(hidden_layer_sizes) * 3
+    rebuild = 0
+    if n_tables:
+        rebuild = 4 * n_labels * n_tables + n_threads * 4 * (2**table_bits + 1 + n_labels)
+    return groups + n_threads * per_thread + rebuild
+
+
+def init_peak_bytes(n_features, hidden_layer_sizes, n_labels):
+    """Temporary float64 draws of the largest weight matrix during ``init_params``."""
+    sizes = [n_features, *hidden_layer_sizes, n_labels]
+    return 8 * max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+MEMORY_LIMIT_ENV = "SKLEARN_SLIDE_MEMORY_LIMIT"
+_SUFFIXES = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def memory_budget():
+    """(bytes or None, where it comes from) of the memory budget.
+
+    ``SKLEARN_SLIDE_MEMORY_LIMIT`` (bytes, or with a K/M/G/T suffix, powers of
+    1024; ``none`` disables the check) when set, else the memory available to
+    this process now: ``MemAvailable`` of /proc/meminfo, lowered to the free
+    room of a cgroup (container) memory limit when there is one. None when
+    neither can be determined (no check).
+    """
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        if text.lower() in ("none", "off", "unlimited"):
+            return None, f"{MEMORY_LIMIT_ENV}={text}"
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", text.lower())
+        if not match:
+            raise ValueError(
+                f"{MEMORY_LIMIT_ENV}={text!r}: expected a number of bytes with an optional "
+                "K, M, G or T suffix (e.g. 16G), or 'none'"
+            )
+        return int(float(match.group(1)) * _SUFFIXES[match.group(2)]), f"{MEMORY_LIMIT_ENV}={text}"
+    available = _available_memory()
+    return available, "the memory available now"
+
+
+def _available_memory():
+    candidates = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    candidates.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if not candidates:
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+         "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # cgroup v1
+    ):
+        try:
+            with open(limit_file) as fh:
+                limit = fh.read().strip()
+            with open(usage_file) as fh:
+                usage = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # "max" or a huge v1 value: no limit
+            candidates.append(max(int(limit) - usage, 0))
+        break
+    return min(candidates) if candidates else None
+
+
+# Below this, the default budget is not looked up (it reads /proc on every call).
+_SMALL_BYTES = 2**26
+
+
+def check_memory(what, parts):
+    """ValueError when the bytes of ``parts`` ({name: bytes}) exceed the budget."""
+    needed = int(sum(parts.values()))
+    if needed < _SMALL_BYTES and not os.environ.get(MEMORY_LIMIT_ENV, "").strip():
+        return
+    budget, source = memory_budget()
+    if budget is None or needed <= budget:
+        return
+    detail = ", ".join(f"{name} {_gib(n)}" for name, n in parts.items() if n)
+    raise ValueError(
+        f"{what} would need about {needed:,} bytes ({_gib(needed)}: {detail}), more than the "
+        f"memory budget of {budget:,} bytes ({_gib(budget)}, {source}). Use a smaller "
+        f"configuration, or set the environment variable {MEMORY_LIMIT_ENV} (e.g. 64G, "
+        "or none) to change the budget."
+    )
+
+
+def _gib(n):
+    return f"{n / 2**30:.2f} GiB"
+
+
+# Dense (n_samples, n_labels) results (predict_proba, dense predict) above this
+# many bytes are refused: use predict_topk, which never materialises them.
+DENSE_OUTPUT_LIMIT_BYTES = 2**30
+
+
+def check_dense_output(n_rows, n_labels, method, also_needed=None):
+    """ValueError when a dense float32 (n_rows, n_labels) result is over the
+    limit, or with ``also_needed`` ({name: bytes}) over the budget."""
+    needed = 4 * n_rows * n_labels
+    if needed > DENSE_OUTPUT_LIMIT_BYTES:
+        raise ValueError(
+            f"{method} would allocate a dense ({n_rows}, {n_labels}) array "
+            f"({needed:,} bytes, {needed / 2**30:.1f} GiB; limit "
+            f"{DENSE_OUTPUT_LIMIT_BYTES / 2**30:.1f} GiB); "
+            "use predict_topk(X, k), or predict in smaller row batches"
+        )
+    check_memory(method, {"dense output": needed, **(also_needed or {})})
+
+
+def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, table_bits,
+                          n_threads, batch_size, max_active, new_model):
+    """``check_memory`` of a training call; ``new_model``: the network and its
+    tables are allocated too. ``n_tables`` 0: exact training (no tables)."""
+    parts = {}
+    if new_model:
+        parts["network"] = network_bytes(n_features, hidden, n_labels)
+        parts["hash tables"] = table_bytes(n_tables, table_bits, n_labels) if n_tables else 0
+        parts["initialisation"] = init_peak_bytes(n_features, hidden, n_labels)
+    parts["training buffers"] = training_scratch_bytes(
+        n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads,
+        batch_size=batch_size, max_active=max_active, n_samples=n_samples,
+    )
+    check_memory("training", parts)

@@ -1,0 +1,260 @@
+"""Training: the state a fit works on, the epoch loop, divergence.
+
+A fit works on a ``FitState``, never on the estimator: a new model is built
+aside and committed only when training succeeded, so a failed or interrupted
+``fit`` leaves the estimator as it was.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+
+from . import _config as config
+from . import _derived_cache as derived_cache
+from . import _engine as engine
+from . import _lr_schedule as lr_schedule
+from . import _memory as memory
+from . import _network_state as network_state
+from ._targets import label_counts
+from .metrics import precision_at_k
+
+# Adam's moment decay rates and denominator guard (Kingma & Ba's defaults).
+ADAM_BETA_1 = 0.9
+ADAM_BETA_2 = 0.999
+ADAM_EPSILON = 1e-8
+
+
+def _attribute(name):
+    """A FitState field committed to the estimator attribute ``name``."""
+    return field(metadata={"attribute": name})
+
+
+@dataclass
+class FitState:
+    """Everything a fit changes; each field is one fitted attribute of the estimator."""
+
+    network: dict = _attribute("_network")
+    rng: np.random.RandomState = _attribute("_rng")
+    classes: np.ndarray = _attribute("classes_")
+    target_kind: str = _attribute("_target_kind")
+    sparse_output: bool = _attribute("_sparse_output")
+    y_dtype: np.dtype = _attribute("_y_dtype")
+    label_counts: np.ndarray = _attribute("label_counts_")
+    n_samples_seen: int = _attribute("n_samples_seen_")
+    n_iter: int = _attribute("n_iter_")
+    loss_curve: list = _attribute("loss_curve_")
+    mean_labels: float = _attribute("_mean_labels")
+    lr_schedule: dict = _attribute("_lr_schedule")
+    validation_scores: list = _attribute("validation_scores_")  # None without validation
+
+    @classmethod
+    def of(cls, estimator):
+        """The fitted estimator's state, to train further (its lists and dicts copied;
+        the network is trained in place)."""
+        state = cls(**{f.name: getattr(estimator, f.metadata["attribute"]) for f in fields(cls)})
+        network_state.make_writable(state.network["params"])
+        if state.network["tables"] is not None:
+            network_state.make_writable(state.network["tables"])
+        state.loss_curve = list(state.loss_curve)
+        state.lr_schedule = dict(state.lr_schedule)
+        if state.validation_scores is not None:
+            state.validation_scores = list(state.validation_scores)
+        return state
+
+    def commit(self, estimator):
+        """Make this the estimator's fitted state."""
+        derived_cache.forget(estimator)
+        for f in fields(self):
+            setattr(estimator, f.metadata["attribute"], getattr(self, f.name))
+        estimator.learning_rate_ = self.lr_schedule["learning_rate"]
+
+
+def new_fit_state(estimator, X, y, kind, classes):
+    """Fresh network, tables and schedule for this data (nothing assigned to the estimator)."""
+    hidden = config.hidden_sizes(estimator.hidden_layer_sizes)
+    rng = check_random_state(estimator.random_state)
+    n_labels = len(classes)
+    family = config.resolved_hash_family(estimator.hash_family, n_labels)
+    bits = None
+    if family is not None:
+        bits = network_state.table_bits_for(family, estimator.hash_bits, n_labels, hidden[-1])
+    check_training_memory(estimator, X, hidden, n_labels, bits, new_model=True)
+    network = network_state.new_network(
+        X.shape[1], hidden, n_labels, family, estimator.hash_bits, estimator.n_tables, bits,
+        estimator.rehash_interval, rng,
+    )
+    return FitState(
+        network=network,
+        rng=rng,
+        classes=classes,
+        target_kind=kind,
+        sparse_output=sp.issparse(y),
+        y_dtype=np.asarray(y.data if sp.issparse(y) else y).dtype,
+        label_counts=np.zeros(n_labels, dtype=np.int64),
+        n_samples_seen=0,
+        n_iter=0,
+        loss_curve=[],
+        mean_labels=0.0,
+        lr_schedule=lr_schedule.new_state(estimator.learning_rate),
+        validation_scores=None,
+    )
+
+
+def check_training_memory(estimator, X, hidden, n_labels, table_bits, new_model):
+    memory.check_training_memory(
+        X.shape[0], X.shape[1], hidden, n_labels,
+        0 if table_bits is None else int(estimator.n_tables), table_bits,
+        engine.effective_n_threads(estimator.n_threads), int(estimator.batch_size),
+        int(estimator.max_active), new_model,
+    )
+
+
+def train_config(estimator, network):
+    """The engine's training options: the parameters marked ``engine`` in the
+    table, and what the network fixed when it was created."""
+    options = {}
+    for name, parameter in config.PARAMETERS.items():
+        if parameter.engine:
+            value = getattr(estimator, name)
+            options[name] = value if isinstance(value, str) else _plain(value)
+    # A fitted model may have been given max_active=0 by set_params (checked
+    # only by fit and the first partial_fit): the engine needs >= 1.
+    options["max_active"] = max(options["max_active"], 1)
+    options.update(
+        exact=network["tables"] is None,
+        hash_family=network["hash_family"] or "dwta",
+        hash_bits=network["hash_bits"],
+        beta_1=ADAM_BETA_1,
+        beta_2=ADAM_BETA_2,
+        epsilon=ADAM_EPSILON,
+        n_threads=engine.effective_n_threads(estimator.n_threads),
+        seed=network["sampling_seed"],
+        dense_adam=estimator.adam_updates == "dense",
+    )
+    return options
+
+
+def _plain(value):
+    """A Python bool, int or float (what the engine's config reads) of a parameter value."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value)
+
+
+# Divergence: the sampled softmax loss of a sane network stays near or below
+# log(active set size), a uniform guess. A mean loss this many nats above it
+# means the true labels get probabilities e^-30 below chance: the weights have
+# blown up (the loss of one label is capped at -log(1e-30) = 69 by the engine).
+DIVERGED_LOSS_MARGIN = 30.0
+
+
+def divergence(params, loss, mean_active):
+    """Why training diverged (a message), or None if it looks sane."""
+    if not math.isfinite(loss):
+        return f"the training loss is {loss}"
+    chance = math.log(max(mean_active, 1.0))
+    if loss > chance + DIVERGED_LOSS_MARGIN:
+        return (
+            f"the mean training loss {loss:.1f} is far above that of a uniform guess "
+            f"({chance:.1f})"
+        )
+    for name, value in params.items():
+        if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.size:
+            if not (math.isfinite(value.max()) and math.isfinite(value.min())):
+                return f"{name} holds NaN or infinite values"
+    return None
+
+
+def _epoch_learning_rate(estimator, state):
+    # "constant" follows the parameter (set_params between warm starts
+    # works); "plateau" continues from the rate it reached. Either way the
+    # rate used last is learning_rate_.
+    schedule = state.lr_schedule
+    if estimator.learning_rate_schedule == "constant":
+        schedule["learning_rate"] = float(estimator.learning_rate)
+    return schedule["learning_rate"]
+
+
+def _validation_p_at_1(estimator, network, validation):
+    X_val, Y_val = validation
+    top1, _ = engine.predict_topk(network["params"], X_val, 1,
+                                  engine.effective_n_threads(estimator.n_threads))
+    return precision_at_k(Y_val, top1, k=1)
+
+
+def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=None):
+    """Train n_epochs over the rows `rows` of (X, Y) (None: all of them),
+    measuring P@1 on `validation` (X_val, Y_val) after each epoch if given."""
+    derived_cache.forget(estimator)  # the weights are about to change
+    network = state.network
+    n_labels = len(state.classes)
+    if not first_call:  # the model exists: only the engine's buffers are new
+        tables = network["tables"]
+        check_training_memory(estimator, X, network["params"]["layer_sizes"][1:-1], n_labels,
+                              None if tables is None else tables["table_bits"], new_model=False)
+    options = train_config(estimator, network)
+    x_buffers = engine.csr_buffers(X)
+    y_buffers = engine.csr_buffers(Y)
+    if rows is None:
+        rows = np.arange(X.shape[0])
+    Y_trained = Y[rows]
+    n = len(rows)
+    seen_before = state.n_samples_seen
+    state.label_counts = state.label_counts + label_counts(Y_trained)
+    state.n_samples_seen = seen_before + n
+    total_labels = state.mean_labels * seen_before + Y_trained.nnz
+    state.mean_labels = total_labels / state.n_samples_seen
+    start = time.perf_counter()
+    if validation is not None and state.validation_scores is None:
+        state.validation_scores = []
+    for _ in range(n_epochs):
+        options["learning_rate"] = _epoch_learning_rate(estimator, state)
+        order = rows[state.rng.permutation(n)] if estimator.shuffle else rows
+        epoch_start = time.perf_counter()
+        stats = engine.train_epoch(network["params"], network["tables"], x_buffers, y_buffers,
+                                   order.astype(np.int64), options, network["schedule"])
+        loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
+        mean_active = stats["active_sum"] / max(stats["n_labelled"], 1)
+        problem = divergence(network["params"], loss, mean_active)
+        if problem:
+            raise RuntimeError(
+                f"training diverged in epoch {state.n_iter + 1}: {problem}. Lower "
+                f"learning_rate (now {options['learning_rate']:g}) or scale the features "
+                "(e.g. unit-norm rows). "
+                + ("The estimator is unchanged." if first_call else
+                   "The network's weights were changed by the failed epoch: refit it.")
+            )
+        state.loss_curve.append(float(loss))
+        state.n_iter += 1
+        lowered = False
+        if validation is not None:
+            score = _validation_p_at_1(estimator, network, validation)
+            state.validation_scores.append(score)
+            lowered = lr_schedule.after_epoch(state.lr_schedule, score,
+                                              int(estimator.n_iter_no_change))
+        if estimator.verbose:
+            elapsed = time.perf_counter() - epoch_start
+            print(
+                f"Epoch {state.n_iter}: loss {loss:.4f}, "
+                f"{n / max(elapsed, 1e-9):,.0f} samples/s, "
+                f"mean active set {mean_active:,.0f}, "
+                f"elapsed {time.perf_counter() - start:.1f} s"
+                + (f", validation P@1 {state.validation_scores[-1]:.4f}"
+                   if validation is not None else "")
+                + (f", learning rate now {state.lr_schedule['learning_rate']:g}"
+                   if lowered else ""),
+                flush=True,
+            )
+
+
+def refresh_tables(estimator, state):
+    """Re-insert the final weights so LSH inference sees the trained model."""
+    network = state.network
+    engine.rebuild_tables(network["params"], network["tables"],
+                          train_config(estimator, network), network["schedule"])
