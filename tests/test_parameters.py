@@ -1,0 +1,49 @@
+"""The estimator's parameters are listed alike everywhere they appear.
+
+``__init__`` (the defaults), ``_parameter_constraints`` (the table in
+``sklearn_slide._config``) and the class docstring must name the same
+parameters in the same order, and the docstring's ``default=`` must be the
+real default.
+"""
+
+import ast
+import inspect
+import re
+
+from sklearn_slide import SlideClassifier
+from sklearn_slide import _config as config
+
+
+def init_defaults():
+    parameters = inspect.signature(SlideClassifier.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if name != "self"}
+
+
+def documented_parameters():
+    """{name: default text} from the numpydoc Parameters section."""
+    doc = inspect.getdoc(SlideClassifier)
+    section = doc.split("Parameters\n----------\n", 1)[1].split("Attributes\n----------", 1)[0]
+    found = {}
+    for match in re.finditer(r"^(\w+) : (.*)$", section, flags=re.MULTILINE):
+        default = re.search(r"default=(.+)$", match.group(2))
+        found[match.group(1)] = default.group(1) if default else None
+    return found
+
+
+def test_init_table_and_docstring_name_the_same_parameters():
+    names = list(init_defaults())
+    assert list(config.PARAMETERS) == names
+    assert list(SlideClassifier._parameter_constraints) == names
+    assert list(documented_parameters()) == names
+
+
+def test_documented_defaults_are_the_defaults():
+    defaults = init_defaults()
+    for name, text in documented_parameters().items():
+        assert text is not None, f"{name}: the docstring gives no default"
+        assert ast.literal_eval(text) == defaults[name], name
+
+
+def test_every_default_satisfies_its_constraints():
+    # scikit-learn validates the defaults like any value.
+    SlideClassifier()._validate_params()
