@@ -12,12 +12,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "slide/bounds.h"
 #include "slide/csr_view.h"
 #include "slide/hash_family.h"
 #include "slide/hash_tables.h"
 #include "slide/kernels.h"
 #include "slide/network.h"
 #include "slide/predictor.h"
+#include "slide/train_config.h"
 #include "slide/trainer.h"
 
 namespace py = pybind11;
@@ -39,14 +41,10 @@ T* buffer(const py::array& a, const char* name, bool writable) {
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
-// Threads one native call may start: libgomp exits the process when it cannot
-// create a thread, so absurd counts are refused (the estimator allows 1024).
-constexpr int kMaxThreads = 1024;
-
 void check_n_threads(int n_threads) {
-  if (n_threads < 1 || n_threads > kMaxThreads)
-    throw py::value_error("n_threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
-                          std::to_string(n_threads));
+  if (n_threads < 1 || n_threads > slide::kMaxThreads)
+    throw py::value_error("n_threads must be in [1, " + std::to_string(slide::kMaxThreads) +
+                          "], got " + std::to_string(n_threads));
 }
 
 // rows * cols of a parameter: sizes come from pickled state, so an overflow
@@ -64,16 +62,16 @@ int64_t checked_size(int64_t rows, int64_t cols, const std::string& name) {
   return rows * cols;
 }
 
-// Hash family arguments: the engine stores dim, K and L as int and K * L codes per vector.
+// Hash family arguments (the engine stores dim, K and L as int).
 void check_hash_shape(int64_t dim, int64_t codes_per_table, int64_t n_tables) {
   if (dim < 1 || dim > INT_MAX) throw py::value_error("hash input dimension out of range");
-  if (codes_per_table < 1 || codes_per_table > 1024)
-    throw py::value_error("codes_per_table must be in [1, 1024], got " +
+  if (codes_per_table < 1 || codes_per_table > slide::kMaxHashBits)
+    throw py::value_error("codes_per_table must be in [1, " +
+                          std::to_string(slide::kMaxHashBits) + "], got " +
                           std::to_string(codes_per_table));
-  if (n_tables < 1 || n_tables > 65535)
-    throw py::value_error("n_tables must be in [1, 65535], got " + std::to_string(n_tables));
-  if (codes_per_table * n_tables > (int64_t{1} << 24))
-    throw py::value_error("codes_per_table * n_tables must be at most 2**24");
+  if (n_tables < 1 || n_tables > slide::kMaxTables)
+    throw py::value_error("n_tables must be in [1, " + std::to_string(slide::kMaxTables) +
+                          "], got " + std::to_string(n_tables));
 }
 
 void expect_size(const py::array& a, int64_t size, const char* name) {
@@ -176,7 +174,7 @@ slide::HashTables tables_from(const py::dict& t, int64_t n_neurons, bool writabl
   tables.n_tables = t["n_tables"].cast<int>();
   tables.table_bits = t["table_bits"].cast<int>();
   tables.n_neurons = n_neurons;
-  if (tables.n_tables < 1 || tables.n_tables > 65535 || tables.table_bits < 1 ||
+  if (tables.n_tables < 1 || tables.n_tables > slide::kMaxTables || tables.table_bits < 1 ||
       tables.table_bits > 30)
     throw py::value_error("invalid hash table shape");
   const py::array offsets = t["offsets"], ids = t["ids"];
@@ -216,47 +214,6 @@ slide::CsrView<Value> csr_from(const py::array& indptr, const py::array& indices
       throw py::value_error(what + ": column index " + std::to_string(m.indices[p]) +
                             " out of range [0, " + std::to_string(n_cols) + ")");
   return m;
-}
-
-slide::TrainConfig train_config_from(const py::dict& c) {
-  slide::TrainConfig config;
-  config.exact = c["exact"].cast<bool>();
-  config.hash_kind = slide::parse_hash_kind(c["hash_family"].cast<std::string>());
-  config.codes_per_table = c["hash_bits"].cast<int>();
-  config.bucket_size = c["bucket_size"].cast<int>();
-  const auto policy = c["bucket_policy"].cast<std::string>();
-  if (policy != "fifo" && policy != "reservoir")
-    throw py::value_error("bucket_policy must be 'fifo' or 'reservoir'");
-  config.bucket_policy = policy == "fifo" ? slide::BucketPolicy::Fifo
-                                          : slide::BucketPolicy::Reservoir;
-  config.limits.min_active = c["min_active"].cast<int64_t>();
-  config.limits.max_active = c["max_active"].cast<int64_t>();
-  config.adam.learning_rate = c["learning_rate"].cast<float>();
-  config.adam.beta1 = c["beta_1"].cast<float>();
-  config.adam.beta2 = c["beta_2"].cast<float>();
-  config.adam.epsilon = c["epsilon"].cast<float>();
-  config.batch_size = c["batch_size"].cast<int64_t>();
-  config.n_threads = c["n_threads"].cast<int>();
-  config.seed = c["seed"].cast<uint64_t>();
-  config.rehash_growth = c["rehash_growth"].cast<double>();
-  config.rebuild_every = c["rebuild_every"].cast<int64_t>();
-  config.dense_adam = c["dense_adam"].cast<bool>();
-  config.logq_correction = c["logq_correction"].cast<bool>();
-  if (config.batch_size < 1 || config.bucket_size < 1)
-    throw py::value_error("batch_size and bucket_size must be >= 1");
-  check_n_threads(config.n_threads);
-  if (config.codes_per_table < 1 || config.codes_per_table > 1024)
-    throw py::value_error("hash_bits must be in [1, 1024]");
-  if (config.limits.min_active < 0 || config.limits.max_active < 1)
-    throw py::value_error("min_active must be >= 0 and max_active >= 1");
-  if (!(config.adam.learning_rate > 0.f) || !std::isfinite(config.adam.learning_rate) ||
-      !(config.adam.beta1 >= 0.f && config.adam.beta1 < 1.f) ||
-      !(config.adam.beta2 >= 0.f && config.adam.beta2 < 1.f) || !(config.adam.epsilon > 0.f))
-    throw py::value_error("learning_rate must be finite and > 0, betas in [0, 1), epsilon > 0");
-  if (!(config.rehash_growth >= 1.0) || !std::isfinite(config.rehash_growth) ||
-      config.rebuild_every < 0)
-    throw py::value_error("rehash_growth must be finite and >= 1, rebuild_every >= 0");
-  return config;
 }
 
 slide::TrainSchedule schedule_from(const py::dict& s) {
@@ -342,6 +299,102 @@ slide::LabelClusters label_clusters_from(const py::dict& c, const slide::Network
   return index;
 }
 
+
+// X and Y of one fit: checked once, then every epoch reads them (the arrays
+// are held so that the views stay valid).
+struct TrainingData {
+  py::array arrays[6];
+  slide::FeatureMatrix X;
+  slide::LabelMatrix Y;
+};
+
+TrainingData training_data_from(const py::array& x_indptr, const py::array& x_indices,
+                                const py::array& x_data, int64_t n_features,
+                                const py::array& y_indptr, const py::array& y_indices,
+                                const py::array& y_data, int64_t n_labels) {
+  TrainingData data{{x_indptr, x_indices, x_data, y_indptr, y_indices, y_data}, {}, {}};
+  data.X = csr_from<float>(x_indptr, x_indices, x_data, n_features, "X");
+  data.Y = csr_from<float>(y_indptr, y_indices, y_data, n_labels, "Y");
+  if (data.X.n_rows != data.Y.n_rows)
+    throw py::value_error("X and Y have different numbers of rows");
+  return data;
+}
+
+// Names of an option's values as the estimator spells them.
+template <typename Enum>
+struct OptionName {
+  Enum value;
+  const char* name;
+};
+constexpr OptionName<slide::BucketPolicy> kBucketPolicies[] = {
+    {slide::BucketPolicy::Fifo, "fifo"}, {slide::BucketPolicy::Reservoir, "reservoir"}};
+constexpr OptionName<slide::AdamUpdates> kAdamUpdates[] = {{slide::AdamUpdates::Lazy, "lazy"},
+                                                           {slide::AdamUpdates::Dense, "dense"}};
+
+template <typename Enum, size_t N>
+std::string option_name(const OptionName<Enum> (&names)[N], Enum value) {
+  for (const auto& n : names)
+    if (n.value == value) return n.name;
+  throw std::logic_error("option without a name");
+}
+
+template <typename Enum, size_t N>
+Enum parse_option(const OptionName<Enum> (&names)[N], const std::string& text,
+                  const char* parameter) {
+  std::string expected;
+  for (const auto& n : names) {
+    if (text == n.name) return n.value;
+    expected += std::string(expected.empty() ? "'" : ", '") + n.name + "'";
+  }
+  throw py::value_error(std::string(parameter) + " must be one of " + expected + ", got '" +
+                        text + "'");
+}
+
+// An option attribute of TrainConfig, read and written as its name.
+template <typename Enum, size_t N>
+void def_option(py::class_<slide::TrainConfig>& cls, const char* name,
+                const OptionName<Enum> (&names)[N], Enum slide::TrainConfig::*member) {
+  cls.def_property(
+      name, [&names, member](const slide::TrainConfig& c) { return option_name(names, c.*member); },
+      [&names, member, name](slide::TrainConfig& c, const std::string& value) {
+        c.*member = parse_option(names, value, name);
+      });
+}
+
+// slide::TrainConfig as a Python class whose attributes are the estimator's
+// parameter names (options as their strings); checked by check_train_config
+// when an epoch starts.
+void bind_train_config(py::module_& m) {
+  using slide::TrainConfig;
+  py::class_<TrainConfig> config(m, "TrainConfig",
+                                 "Training options; attributes named like SlideClassifier's "
+                                 "parameters, with the same defaults.");
+  config.def(py::init<>())
+      .def_readwrite("exact", &TrainConfig::exact)
+      .def_property(
+          "hash_family", [](const TrainConfig& c) { return slide::hash_kind_name(c.hash_family); },
+          [](TrainConfig& c, const std::string& v) { c.hash_family = slide::parse_hash_kind(v); })
+      .def_readwrite("hash_bits", &TrainConfig::hash_bits)
+      .def_readwrite("bucket_size", &TrainConfig::bucket_size)
+      .def_property(
+          "min_active", [](const TrainConfig& c) { return c.limits.min_active; },
+          [](TrainConfig& c, int64_t v) { c.limits.min_active = v; })
+      .def_property(
+          "max_active", [](const TrainConfig& c) { return c.limits.max_active; },
+          [](TrainConfig& c, int64_t v) { c.limits.max_active = v; })
+      .def_property(
+          "learning_rate", [](const TrainConfig& c) { return c.adam.learning_rate; },
+          [](TrainConfig& c, float v) { c.adam.learning_rate = v; })
+      .def_readwrite("batch_size", &TrainConfig::batch_size)
+      .def_readwrite("n_threads", &TrainConfig::n_threads)
+      .def_readwrite("seed", &TrainConfig::seed)
+      .def_readwrite("rehash_growth", &TrainConfig::rehash_growth)
+      .def_readwrite("rebuild_every", &TrainConfig::rebuild_every)
+      .def_readwrite("logq_correction", &TrainConfig::logq_correction);
+  def_option(config, "bucket_policy", kBucketPolicies, &TrainConfig::bucket_policy);
+  def_option(config, "adam_updates", kAdamUpdates, &TrainConfig::adam_updates);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_slide_core, m) {
@@ -353,6 +406,13 @@ PYBIND11_MODULE(_slide_core, m) {
   m.def("available_kernels", &slide::available_kernels);
   m.def("active_kernels", [] { return std::string(slide::kernels().name); });
   m.def("select_kernels", &slide::select_kernels, py::arg("name"));
+  // Bounds and option names the estimator's parameter table is built from.
+  py::dict bounds;
+  bounds["n_threads"] = slide::kMaxThreads;
+  bounds["hash_bits"] = slide::kMaxHashBits;
+  bounds["n_tables"] = slide::kMaxTables;
+  m.attr("BOUNDS") = bounds;
+  m.attr("HASH_FAMILIES") = py::tuple(py::cast(slide::hash_kind_names()));
 
   m.def(
       "code_bits",
@@ -413,31 +473,42 @@ PYBIND11_MODULE(_slide_core, m) {
       py::arg("family"), py::arg("X"), py::arg("codes_per_table"), py::arg("n_tables"),
       py::arg("seed"), py::arg("table_bits"));
 
+  py::class_<TrainingData>(m, "TrainingData",
+                           "The CSR buffers of X and Y of one fit, checked once when made "
+                           "(epochs reuse them); keeps the arrays alive.")
+      .def(py::init(&training_data_from), py::arg("x_indptr"), py::arg("x_indices"),
+           py::arg("x_data"), py::arg("n_features"), py::arg("y_indptr"), py::arg("y_indices"),
+           py::arg("y_data"), py::arg("n_labels"))
+      .def_property_readonly("n_rows", [](const TrainingData& d) { return d.X.n_rows; });
+
+  bind_train_config(m);
+
   m.def(
       "train_epoch",
-      [](py::dict params, py::object tables_obj, const py::array& x_indptr,
-         const py::array& x_indices, const py::array& x_data, const py::array& y_indptr,
-         const py::array& y_indices, const py::array& y_data, const py::array& order,
-         py::dict config_dict, py::dict schedule_dict) {
+      [](py::dict params, py::object tables_obj, const TrainingData& data, const py::array& order,
+         const slide::TrainConfig& config, py::dict schedule_dict, bool check_state) {
         slide::Network net = network_from(params, true);
-        const auto X = csr_from<float>(x_indptr, x_indices, x_data, net.n_features(), "X");
-        const auto Y = csr_from<float>(y_indptr, y_indices, y_data, net.n_labels(), "Y");
-        if (X.n_rows != Y.n_rows) throw py::value_error("X and Y have different numbers of rows");
+        if (data.X.n_cols != net.n_features() || data.Y.n_cols != net.n_labels())
+          throw py::value_error("training data: X or Y does not match the network's shape");
         const int64_t* rows = buffer<int64_t>(order, "order", false);
         for (int64_t i = 0; i < order.size(); ++i)
-          if (rows[i] < 0 || rows[i] >= X.n_rows) throw py::value_error("order: row out of range");
-        const slide::TrainConfig config = train_config_from(config_dict);
+          if (rows[i] < 0 || rows[i] >= data.X.n_rows)
+            throw py::value_error("order: row out of range");
+        slide::check_train_config(config);  // std::invalid_argument -> ValueError
         slide::HashTables tables;
         if (!config.exact)
-          tables = tables_from(tables_obj.cast<py::dict>(), net.n_labels(), true, true);
+          tables = tables_from(tables_obj.cast<py::dict>(), net.n_labels(), true, check_state);
         slide::TrainSchedule schedule = schedule_from(schedule_dict);
-        check_row_steps(net.hidden[0], net.n_features(), schedule.step, "input_row_step");
-        check_row_steps(net.output, net.n_labels(), schedule.step, "output_row_step");
+        if (check_state) {
+          check_row_steps(net.hidden[0], net.n_features(), schedule.step, "input_row_step");
+          check_row_steps(net.output, net.n_labels(), schedule.step, "output_row_step");
+        }
         slide::EpochStats stats;
         try {
           run_without_gil([&] {
-            stats = slide::train_epoch(net, config.exact ? nullptr : &tables, X, Y, rows,
-                                       order.size(), config, schedule, python_signal_pending);
+            stats = slide::train_epoch(net, config.exact ? nullptr : &tables, data.X, data.Y,
+                                       rows, order.size(), config, schedule,
+                                       python_signal_pending);
           });
         } catch (...) {
           store_schedule(schedule, schedule_dict);  // steps completed before the error
@@ -453,16 +524,18 @@ PYBIND11_MODULE(_slide_core, m) {
         out["n_rebuilds"] = stats.n_rebuilds;
         return out;
       },
-      py::arg("params"), py::arg("tables"), py::arg("x_indptr"), py::arg("x_indices"),
-      py::arg("x_data"), py::arg("y_indptr"), py::arg("y_indices"), py::arg("y_data"),
-      py::arg("order"), py::arg("config"), py::arg("schedule"));
+      py::arg("params"), py::arg("tables"), py::arg("data"), py::arg("order"), py::arg("config"),
+      py::arg("schedule"), py::arg("check_state"),
+      "One epoch over the rows `order` of `data`. `check_state`: scan the hash tables and the "
+      "row steps first (the first epoch of a call; later epochs read what the engine wrote).");
 
   m.def(
       "rebuild_tables",
-      [](py::dict params, py::dict tables_dict, py::dict config_dict, py::dict schedule_dict) {
+      [](py::dict params, py::dict tables_dict, const slide::TrainConfig& config,
+         py::dict schedule_dict) {
         const slide::Network net = network_from(params, false);
         slide::HashTables tables = tables_from(tables_dict, net.n_labels(), true, false);
-        const slide::TrainConfig config = train_config_from(config_dict);
+        slide::check_train_config(config);  // std::invalid_argument -> ValueError
         const slide::TrainSchedule schedule = schedule_from(schedule_dict);
         py::gil_scoped_release release;
         slide::rebuild_output_tables(net, tables, config, schedule);

@@ -20,22 +20,20 @@ from typing import Any
 import numpy as np
 
 from ._compat import Interval, StrOptions
+from ._engine import BOUNDS, HASH_FAMILIES
 
 # Below this many labels, hash_family="auto" trains the output layer exactly:
 # scoring every neuron then costs about what hashing and sampling would.
 AUTO_EXACT_MAX_LABELS = 4096
 
-HASH_FAMILIES = ("simhash", "wta", "dwta", "minhash")
-
 # Upper bounds of integer parameters: what the engine's C++ types hold (int,
-# int64 with headroom for sums), and a thread count OpenMP can create (libgomp
-# exits the process when it cannot start a thread).
+# int64 with headroom for sums); the thread count OpenMP can create, codes per
+# table and tables, from the engine (cpp/slide/bounds.h).
 INT32_MAX = 2**31 - 1
 INT62_MAX = 2**62
-MAX_THREADS = 1024
-# Codes per table (K) and tables (L); the 32 codes' bits index the buckets.
-MAX_HASH_BITS = 32
-MAX_TABLES = 4096
+MAX_THREADS = BOUNDS["n_threads"]
+MAX_HASH_BITS = BOUNDS["hash_bits"]
+MAX_TABLES = BOUNDS["n_tables"]
 
 _NO_PREVIOUS = object()
 
@@ -43,7 +41,8 @@ _NO_PREVIOUS = object()
 @dataclass(frozen=True)
 class Parameter:
     constraints: list
-    # The trainer's config (``_training.train_config``) has an entry of this name.
+    # Copied into the engine's TrainConfig, which has a field of this name
+    # (``_training.train_config``; its default is checked against ours by a test).
     engine: bool = False
     # What a model pickled before the parameter existed did (when not the default).
     before: Any = field(default=_NO_PREVIOUS)
@@ -56,7 +55,7 @@ def _int(low, high=None):
 PARAMETERS = {
     "hidden_layer_sizes": Parameter(["array-like"]),
     "hash_family": Parameter([StrOptions({"auto", *HASH_FAMILIES}), None]),
-    "hash_bits": Parameter(_int(1, MAX_HASH_BITS)),
+    "hash_bits": Parameter(_int(1, MAX_HASH_BITS)),  # the network's, fixed at its creation
     "n_tables": Parameter(_int(1, MAX_TABLES)),
     "bucket_size": Parameter(_int(1, INT32_MAX), engine=True),
     "bucket_policy": Parameter([StrOptions({"fifo", "reservoir"})], engine=True),
@@ -71,7 +70,7 @@ PARAMETERS = {
     "rehash_interval": Parameter(_int(1, INT62_MAX)),
     "rehash_growth": Parameter([Interval(Real, 1, None, closed="left")], engine=True),
     "rebuild_every": Parameter(_int(0, INT62_MAX), engine=True),
-    "adam_updates": Parameter([StrOptions({"lazy", "dense"})]),
+    "adam_updates": Parameter([StrOptions({"lazy", "dense"})], engine=True),
     "logq_correction": Parameter(["boolean"], engine=True, before=False),
     "inference": Parameter([StrOptions({"exact", "clusters", "lsh"})]),
     "n_probes": Parameter([*_int(1, INT32_MAX), None]),

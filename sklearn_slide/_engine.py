@@ -14,6 +14,8 @@ from . import _slide_core as _core
 CORE_FILE = _core.__file__  # which compiled engine was loaded (tools/fuzz_long.py --which)
 
 __all__ = [
+    "BOUNDS",
+    "HASH_FAMILIES",
     "active_kernels",
     "available_kernels",
     "bucket_indices",
@@ -27,7 +29,14 @@ __all__ = [
     "effective_n_threads",
     "select_kernels",
     "train_epoch",
+    "training_config",
+    "training_data",
 ]
+
+# Upper bounds of integer parameters ({"n_threads", "hash_bits", "n_tables"}: int)
+# and the hash family names, as the engine defines them (cpp/slide/bounds.h).
+BOUNDS = dict(_core.BOUNDS)
+HASH_FAMILIES = tuple(_core.HASH_FAMILIES)
 
 
 def effective_n_threads(n_threads=None):
@@ -54,11 +63,30 @@ def csr_buffers(X):
     return indptr, indices, data
 
 
-def train_epoch(params, tables, x_buffers, y_buffers, order, config, schedule):
-    """One epoch over the rows ``order`` (int64) of X and Y, given as ``csr_buffers``
-    (made once per fit, not per epoch); updates params, tables and schedule in
-    place and returns the epoch's statistics."""
-    return _core.train_epoch(params, tables, *x_buffers, *y_buffers, order, config, schedule)
+def training_data(X, Y):
+    """The engine's handle of CSR X and Y (label pattern) for one fit: their
+    structure is checked once here, and every epoch reuses it."""
+    return _core.TrainingData(*csr_buffers(X), X.shape[1], *csr_buffers(Y), Y.shape[1])
+
+
+def training_config(**options):
+    """The engine's TrainConfig: its defaults, with ``options`` (named like the
+    estimator's parameters) set. Types are checked on assignment, ranges when an
+    epoch starts."""
+    config = _core.TrainConfig()
+    for name, value in options.items():
+        if not hasattr(config, name):
+            raise AttributeError(f"the engine's TrainConfig has no option {name!r}")
+        setattr(config, name, value)
+    return config
+
+
+def train_epoch(params, tables, data, order, config, schedule, check_state):
+    """One epoch over the rows ``order`` (int64) of ``data`` (``training_data``);
+    updates params, tables and schedule in place and returns the epoch's
+    statistics. ``check_state``: scan the tables and row steps first (needed on
+    the first epoch of a call, when they may come from a pickle)."""
+    return _core.train_epoch(params, tables, data, order, config, schedule, check_state)
 
 
 def rebuild_tables(params, tables, config, schedule):

@@ -22,12 +22,6 @@ from . import _network_state as network_state
 from ._targets import label_counts
 from .metrics import precision_at_k
 
-# Adam's moment decay rates and denominator guard (Kingma & Ba's defaults).
-ADAM_BETA_1 = 0.9
-ADAM_BETA_2 = 0.999
-ADAM_EPSILON = 1e-8
-
-
 def _attribute(name):
     """A FitState field committed to the estimator attribute ``name``."""
     return field(metadata={"attribute": name})
@@ -114,37 +108,21 @@ def check_training_memory(estimator, X, hidden, n_labels, table_bits, new_model)
 
 
 def train_config(estimator, network):
-    """The engine's training options: the parameters marked ``engine`` in the
-    table, and what the network fixed when it was created."""
-    options = {}
-    for name, parameter in config.PARAMETERS.items():
-        if parameter.engine:
-            value = getattr(estimator, name)
-            options[name] = value if isinstance(value, str) else _plain(value)
+    """The engine's TrainConfig: the parameters marked ``engine`` in the table,
+    and what the network fixed when it was created."""
+    options = {name: getattr(estimator, name)
+               for name, parameter in config.PARAMETERS.items() if parameter.engine}
     # A fitted model may have been given max_active=0 by set_params (checked
     # only by fit and the first partial_fit): the engine needs >= 1.
     options["max_active"] = max(options["max_active"], 1)
-    options.update(
+    return engine.training_config(
+        **options,
         exact=network["tables"] is None,
         hash_family=network["hash_family"] or "dwta",
         hash_bits=network["hash_bits"],
-        beta_1=ADAM_BETA_1,
-        beta_2=ADAM_BETA_2,
-        epsilon=ADAM_EPSILON,
         n_threads=engine.effective_n_threads(estimator.n_threads),
         seed=network["sampling_seed"],
-        dense_adam=estimator.adam_updates == "dense",
     )
-    return options
-
-
-def _plain(value):
-    """A Python bool, int or float (what the engine's config reads) of a parameter value."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    return float(value)
 
 
 # Divergence: the sampled softmax loss of a sane network stays near or below
@@ -199,8 +177,7 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
         check_training_memory(estimator, X, network["params"]["layer_sizes"][1:-1], n_labels,
                               None if tables is None else tables["table_bits"], new_model=False)
     options = train_config(estimator, network)
-    x_buffers = engine.csr_buffers(X)
-    y_buffers = engine.csr_buffers(Y)
+    data = engine.training_data(X, Y)  # checked once; every epoch reuses it
     if rows is None:
         rows = np.arange(X.shape[0])
     Y_trained = Y[rows]
@@ -213,19 +190,21 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
     start = time.perf_counter()
     if validation is not None and state.validation_scores is None:
         state.validation_scores = []
-    for _ in range(n_epochs):
-        options["learning_rate"] = _epoch_learning_rate(estimator, state)
+    for epoch in range(n_epochs):
+        options.learning_rate = _epoch_learning_rate(estimator, state)
         order = rows[state.rng.permutation(n)] if estimator.shuffle else rows
         epoch_start = time.perf_counter()
-        stats = engine.train_epoch(network["params"], network["tables"], x_buffers, y_buffers,
-                                   order.astype(np.int64), options, network["schedule"])
+        # Later epochs read tables and row steps the engine itself wrote.
+        stats = engine.train_epoch(network["params"], network["tables"], data,
+                                   order.astype(np.int64), options, network["schedule"],
+                                   check_state=epoch == 0)
         loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
         mean_active = stats["active_sum"] / max(stats["n_labelled"], 1)
         problem = divergence(network["params"], loss, mean_active)
         if problem:
             raise RuntimeError(
                 f"training diverged in epoch {state.n_iter + 1}: {problem}. Lower "
-                f"learning_rate (now {options['learning_rate']:g}) or scale the features "
+                f"learning_rate (now {options.learning_rate:g}) or scale the features "
                 "(e.g. unit-norm rows). "
                 + ("The estimator is unchanged." if first_call else
                    "The network's weights were changed by the failed epoch: refit it.")

@@ -13,19 +13,23 @@ import scipy.sparse as sp
 
 from sklearn_slide import _network_state as state
 from sklearn_slide import _engine as engine
-from sklearn_slide._engine import csr_buffers
 
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # Adam's (Kingma & Ba); the engine's must be these
 
 
-def config(learning_rate, batch_size, dense_adam=False, logq_correction=False):
-    return {
-        "exact": True, "hash_family": "dwta", "hash_bits": 2, "bucket_size": 8,
-        "bucket_policy": "fifo", "min_active": 0, "max_active": 100,
-        "learning_rate": learning_rate, "beta_1": BETA1, "beta_2": BETA2, "epsilon": EPS,
-        "batch_size": batch_size, "n_threads": 1, "seed": 0, "rehash_growth": 1.0,
-        "rebuild_every": 0, "dense_adam": dense_adam, "logq_correction": logq_correction,
-    }
+def config(learning_rate, batch_size, dense_adam=False, logq_correction=False, **options):
+    """Exact training, one thread; Adam's betas and epsilon are the engine's own."""
+    options = {**dict(exact=True, hash_bits=2, bucket_size=8, min_active=0, max_active=100,
+                      learning_rate=learning_rate, batch_size=batch_size, n_threads=1, seed=0,
+                      rehash_growth=1.0, rebuild_every=0,
+                      adam_updates="dense" if dense_adam else "lazy",
+                      logq_correction=logq_correction), **options}
+    return engine.training_config(**options)
+
+
+def epoch(params, tables, X, Y, order, cfg, schedule):
+    return engine.train_epoch(params, tables, engine.training_data(X, Y), order, cfg, schedule,
+                              check_state=True)
 
 
 def relu(a):
@@ -162,9 +166,8 @@ def test_two_steps_match_numpy(hidden_layer_sizes, adam_updates):
     ref = reference_steps(params, dense, Y, batches, lr, hidden, dense_adam)[-1]
 
     schedule = state.init_schedule(50, 0)
-    stats = engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Ycsr),
-                               np.arange(n_rows, dtype=np.int64),
-                               config(lr, batch, dense_adam), schedule)
+    stats = epoch(params, None, X, Ycsr, np.arange(n_rows, dtype=np.int64),
+                  config(lr, batch, dense_adam), schedule)
     assert schedule["step"] == 3
     assert stats["n_labelled"] == n_rows - 1
     assert_matches_reference(params, ref, hidden)
@@ -195,9 +198,8 @@ def test_rows_without_gradient_move_by_momentum_only_with_dense_adam(adam_update
     schedule = state.init_schedule(50, 0)
     snapshots = []
     for rows, ref in zip(batches, refs):
-        engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Ycsr),
-                           np.arange(rows.start, rows.stop, dtype=np.int64),
-                           config(lr, batch, dense_adam), schedule)
+        epoch(params, None, X, Ycsr, np.arange(rows.start, rows.stop, dtype=np.int64),
+              config(lr, batch, dense_adam), schedule)
         assert_matches_reference(params, ref, 1)
         snapshots.append({k: v.copy() for k, v in params.items() if isinstance(v, np.ndarray)})
 
@@ -226,9 +228,8 @@ def test_loss_matches_numpy_at_initialisation():
     logits = z @ params["output_weights"].T.astype(np.float64) + params["output_biases"]
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -logp[np.arange(6), [0, 1, 2, 3, 4, 0]].sum()
-    stats = engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Y),
-                               np.arange(6, dtype=np.int64), config(1e-3, 6),
-                               state.init_schedule(50, 0))
+    stats = epoch(params, None, X, Y, np.arange(6, dtype=np.int64), config(1e-3, 6),
+                  state.init_schedule(50, 0))
     assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)
 
 
@@ -244,12 +245,11 @@ def test_sampled_loss_with_random_negatives_matches_numpy(logq_correction):
     X = sp.random(1, 10, density=0.6, format="csr", random_state=2, dtype=np.float32)
     Y = sp.csr_matrix(np.eye(n_labels, dtype=np.float32)[[3]])
     tables = state.init_tables(2, 2, n_labels)
-    cfg = dict(config(1e-3, 1, logq_correction=logq_correction), exact=False,
-               min_active=1 + m, max_active=1)
+    cfg = config(1e-3, 1, logq_correction=logq_correction, exact=False,
+                 min_active=1 + m, max_active=1)
     schedule = state.init_schedule(50, 0)
     engine.rebuild_tables(params, tables, cfg, schedule)
-    stats = engine.train_epoch(params, tables, csr_buffers(X), csr_buffers(Y),
-                               np.zeros(1, dtype=np.int64), cfg, schedule)
+    stats = epoch(params, tables, X, Y, np.zeros(1, dtype=np.int64), cfg, schedule)
     active = np.flatnonzero(params["output_row_step"] == 1)
     assert 3 in active and len(active) == 1 + m
     negatives = active[active != 3]
@@ -269,10 +269,9 @@ def test_logq_correction_leaves_exact_training_unchanged():
     runs = []
     for logq_correction in (False, True):
         params = state.init_params(10, (4,), 5, np.random.RandomState(3))
-        stats = engine.train_epoch(params, None, csr_buffers(X), csr_buffers(Y),
-                                   np.arange(8, dtype=np.int64),
-                                   config(1e-3, 4, logq_correction=logq_correction),
-                                   state.init_schedule(50, 0))
+        stats = epoch(params, None, X, Y, np.arange(8, dtype=np.int64),
+                      config(1e-3, 4, logq_correction=logq_correction),
+                      state.init_schedule(50, 0))
         runs.append((stats["loss_sum"], params["output_weights"].copy()))
     assert np.isfinite(runs[1][0]) and runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])

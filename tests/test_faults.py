@@ -215,3 +215,29 @@ def test_engine_rejects_inconsistent_state_directly(data, lsh_model):
         engine.predict_topk(lsh_model._network["params"], X, 1, 5000)
     with pytest.raises(ValueError, match="codes_per_table"):
         engine.hash_codes("dwta", np.ones((1, 8), np.float32), 5000, 5000, 0)
+
+
+def test_engine_config_refuses_bad_options(data, lsh_model):
+    # The typed seam: wrong names and types fail on assignment, ranges when an epoch starts.
+    from sklearn_slide import _engine as engine
+
+    with pytest.raises(ValueError, match="adam_updates must be one of 'lazy', 'dense'"):
+        engine.training_config(adam_updates="sparse")
+    with pytest.raises(ValueError, match="unknown hash family 'lsh'"):
+        engine.training_config(hash_family="lsh")
+    with pytest.raises(TypeError):
+        engine.training_config(bucket_size=1.5)
+    with pytest.raises(AttributeError, match="no option 'codes_per_table'"):
+        engine.training_config(codes_per_table=6)
+    X, Y = data
+    network = lsh_model._network
+    tables = {k: v.copy() if hasattr(v, "copy") else v for k, v in network["tables"].items()}
+    for bad, match in ((dict(hash_bits=33), r"hash_bits must be in \[1, 32\]"),
+                       (dict(n_threads=0), "n_threads must be in"),
+                       (dict(rehash_growth=0.5), "rehash_growth")):
+        with pytest.raises(ValueError, match=match):
+            engine.train_epoch(copy.deepcopy(network["params"]), tables,
+                               engine.training_data(X.astype(np.float32).tocsr(),
+                                                    Y.astype(np.float32).tocsr()),
+                               np.zeros(0, dtype=np.int64), engine.training_config(**bad),
+                               dict(network["schedule"]), check_state=True)

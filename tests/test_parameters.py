@@ -10,8 +10,11 @@ import ast
 import inspect
 import re
 
+import pytest
+
 from sklearn_slide import SlideClassifier
 from sklearn_slide import _config as config
+from sklearn_slide import _engine as engine
 
 
 def init_defaults():
@@ -47,3 +50,28 @@ def test_documented_defaults_are_the_defaults():
 def test_every_default_satisfies_its_constraints():
     # scikit-learn validates the defaults like any value.
     SlideClassifier()._validate_params()
+
+
+def test_engine_config_defaults_are_the_parameter_defaults():
+    # The C++ TrainConfig names its fields like the parameters; where it has one,
+    # its default must be the estimator's (hash_family and n_threads are
+    # resolved at fit time: "auto" and None are not engine values).
+    engine_config = engine.training_config()
+    defaults = init_defaults()
+    shared = [name for name in defaults if hasattr(engine_config, name)]
+    flagged = [name for name, p in config.PARAMETERS.items() if p.engine]
+    assert set(flagged) <= set(shared)
+    assert {"hash_bits", "learning_rate", "rehash_growth", "logq_correction"} <= set(shared)
+    for name in set(shared) - {"hash_family", "n_threads"}:
+        value = getattr(engine_config, name)
+        if isinstance(value, float):
+            assert value == pytest.approx(defaults[name], rel=1e-7), name
+        else:
+            assert value == defaults[name], name
+
+
+def test_bounds_come_from_the_engine():
+    constraints = SlideClassifier._parameter_constraints
+    for name, bound in engine.BOUNDS.items():
+        assert constraints[name][0].right == bound, name
+    assert set(constraints["hash_family"][0].options) == {"auto", *engine.HASH_FAMILIES}

@@ -18,7 +18,7 @@
 namespace slide {
 
 struct AdamConfig {
-  float learning_rate = 1e-3f;
+  float learning_rate = 0.f;  // no default here: the caller's (TrainConfig's)
   float beta1 = 0.9f;
   float beta2 = 0.999f;
   float epsilon = 1e-8f;

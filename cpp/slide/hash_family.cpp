@@ -10,13 +10,34 @@
 
 namespace slide {
 
+namespace {
+constexpr HashKind kHashKinds[] = {HashKind::SimHash, HashKind::WTA, HashKind::DWTA,
+                                   HashKind::MinHash};
+}  // namespace
+
+std::string hash_kind_name(HashKind kind) {
+  switch (kind) {
+    case HashKind::SimHash: return "simhash";
+    case HashKind::WTA: return "wta";
+    case HashKind::DWTA: return "dwta";
+    case HashKind::MinHash: return "minhash";
+  }
+  throw std::invalid_argument("unknown hash family");
+}
+
+std::vector<std::string> hash_kind_names() {
+  std::vector<std::string> names;
+  for (HashKind kind : kHashKinds) names.push_back(hash_kind_name(kind));
+  return names;
+}
+
 HashKind parse_hash_kind(const std::string& name) {
-  if (name == "simhash") return HashKind::SimHash;
-  if (name == "wta") return HashKind::WTA;
-  if (name == "dwta") return HashKind::DWTA;
-  if (name == "minhash") return HashKind::MinHash;
-  throw std::invalid_argument("unknown hash family '" + name +
-                              "'; expected 'simhash', 'wta', 'dwta' or 'minhash'");
+  std::string expected;
+  for (HashKind kind : kHashKinds) {
+    if (name == hash_kind_name(kind)) return kind;
+    expected += (expected.empty() ? "'" : ", '") + hash_kind_name(kind) + "'";
+  }
+  throw std::invalid_argument("unknown hash family '" + name + "'; expected one of " + expected);
 }
 
 std::unique_ptr<HashFamily> make_hash_family(HashKind kind, int dim, int codes_per_table,

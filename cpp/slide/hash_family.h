@@ -11,12 +11,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace slide {
 
 enum class HashKind { SimHash, WTA, DWTA, MinHash };
 
-// Parses "simhash", "wta", "dwta", "minhash"; throws std::invalid_argument otherwise.
+// Names "simhash", "wta", "dwta", "minhash" (the estimator's hash_family values).
+std::string hash_kind_name(HashKind kind);
+std::vector<std::string> hash_kind_names();
+// The kind of a name; std::invalid_argument naming the choices otherwise.
 HashKind parse_hash_kind(const std::string& name);
 
 class HashFamily {

@@ -300,8 +300,8 @@ void update_dense_params(const AdamStep& adam, Network& net, BatchSlots& slots, 
 
 std::unique_ptr<HashFamily> output_family(const Network& net, const HashTables& tables,
                                           const TrainConfig& config, uint64_t hash_seed) {
-  return make_hash_family(config.hash_kind, static_cast<int>(net.last_hidden_size()),
-                          config.codes_per_table, tables.n_tables, hash_seed);
+  return make_hash_family(config.hash_family, static_cast<int>(net.last_hidden_size()),
+                          config.hash_bits, tables.n_tables, hash_seed);
 }
 
 }  // namespace
@@ -389,7 +389,7 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
     schedule.step += 1;
     const AdamStep adam(config.adam, adam_decay, schedule.step);
     update_sparse_rows(adam, net, slots, X, order + begin, n, shards, n_threads);
-    if (config.dense_adam) {  // then every other row of those layers, zero gradient
+    if (config.adam_updates == AdamUpdates::Dense) {  // every other row too, zero gradient
       update_untouched_rows(adam, net.output, true, n_threads);
       update_untouched_rows(adam, net.hidden[0], false, n_threads);
     }

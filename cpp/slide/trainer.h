@@ -10,41 +10,20 @@
 #include <cstdint>
 #include <functional>
 
-#include "slide/active_set.h"
-#include "slide/adam.h"
 #include "slide/csr_view.h"
-#include "slide/hash_family.h"
 #include "slide/hash_tables.h"
 #include "slide/network.h"
+#include "slide/train_config.h"
 
 namespace slide {
-
-struct TrainConfig {
-  bool exact = false;  // every output neuron active (no hashing)
-  HashKind hash_kind = HashKind::DWTA;
-  int codes_per_table = 6;  // K
-  int bucket_size = 128;
-  BucketPolicy bucket_policy = BucketPolicy::Fifo;
-  ActiveSetLimits limits;
-  AdamConfig adam;
-  int64_t batch_size = 128;
-  int n_threads = 1;
-  uint64_t seed = 0;            // random negatives (one stream per sample)
-  double rehash_growth = 1.0;   // each rehash interval is this factor longer than the previous
-  int64_t rebuild_every = 0;    // draw new hash functions every this many rehashes (0: never)
-  // Sampled-softmax correction: the logits of the uniform random negatives get
-  // + log(pool / drawn), the inverse of their inclusion probability.
-  bool logq_correction = false;
-  bool dense_adam = false;      // also step the rows of the input and output layers that got
-                                // no gradient (PyTorch's dense Adam); false: lazy (adam.h)
-};
 
 // Schedule state carried from epoch to epoch (and pickled with the model).
 struct TrainSchedule {
   int64_t step = 0;               // Adam steps done so far
   int64_t samples_seen = 0;       // training samples processed so far (keys per-sample streams)
   int64_t next_rehash_step = 0;   // rehash when step reaches this
-  double rehash_interval = 50.0;  // steps until the next rehash after that
+  double rehash_interval = 1.0;   // steps until the next rehash after that (starts at the
+                                  // estimator's rehash_interval)
   int64_t n_rehashes = 0;
   uint64_t hash_seed = 0;         // seed of the current hash functions
 };
