@@ -71,6 +71,11 @@ def test_bench_inference_quick(tmp_path):
     assert "recall@5" in table
 
 
+def test_bench_fit_overhead_quick(tmp_path):
+    out = _run(tmp_path, "bench_fit_overhead.py", "--repeats", "2")
+    assert "saved per epoch after the first" in out
+
+
 def test_bench_xc_reader_quick(tmp_path):
     env = dict(os.environ)
     result = subprocess.run(
