@@ -29,6 +29,7 @@ from ._input import check_sparse_structure, validate_prediction_data, validate_t
 from ._model_lock import reads_model, trains_model
 from ._targets import (TargetKind, check_same_target_kind, classes_for_partial_fit,
                        classes_of, label_lists, target_kind, topk_to_indicator)
+from .metrics._ranking import _Ranking
 
 
 class SlideClassifier(ClassifierMixin, BaseEstimator):
@@ -446,13 +447,15 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             hits = self.classes_[labels[:, 0]] == y
         else:
             check_sparse_structure(y, "y")
-            Y = sp.csr_matrix(y) if not sp.issparse(y) else y.tocsr()
-            if Y.shape != (n, len(self.classes_)):
+            shape = y.shape if sp.issparse(y) else np.shape(np.atleast_2d(y))
+            if shape != (n, len(self.classes_)):
                 raise ValueError(
-                    f"y has shape {Y.shape}; expected ({n}, {len(self.classes_)}): one row per "
+                    f"y has shape {shape}; expected ({n}, {len(self.classes_)}): one row per "
                     "sample of X and one column per label of the fitted model"
                 )
-            hits = np.asarray(Y[np.arange(n), labels[:, 0]]).ravel() != 0
+            # The true labels as training reads them, scored by the metrics' P@k.
+            Y = label_lists(y, self._target_kind, self.classes_)
+            hits = _Ranking(Y, labels).hits[:, 0]
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, labels)
         return float(np.average(hits, weights=sample_weight))
