@@ -1,7 +1,7 @@
 """The one place that imports scikit-learn's private helpers (they may move between releases)."""
 
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import validate_data
 
-__all__ = ["Interval", "StrOptions", "_fit_context", "validate_data"]
+__all__ = ["Interval", "InvalidParameterError", "StrOptions", "_fit_context", "validate_data"]

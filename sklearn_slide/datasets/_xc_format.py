@@ -459,32 +459,55 @@ def load_xc(path, *, n_features=None, n_labels=None):
     array([[1, 0, 1],
            [0, 0, 0]], dtype=int32)
     """
-    name = os.fspath(path)
     parts = ([], [], [], [], [])  # label counts, labels, feature counts, ...
     with _open_binary(path) as fh:
-        line = 1
-        try:
-            n_points, header_features, header_labels = _parse_header(_read(fh.readline, line))
-            n_cols = _check_size_override(n_features, header_features, "n_features")
-            n_lab = _check_size_override(n_labels, header_labels, "n_labels")
-            line, rows = 2, 0
-            for buf in _read_blocks(fh, _BLOCK_BYTES, line):
-                parsed = _parse_block(buf, line, n_points - rows, header_features, header_labels)
-                rows += parsed[0]
-                for out, part in zip(parts, parsed[1:]):
-                    out.append(part)
-                line += buf.count(b"\n") + (not buf.endswith(b"\n"))
-        except _FormatError as exc:
-            raise ValueError(f"{name}, line {exc.line}: {exc.message}") from None
+        header = _read_header(fh, path)
+        n_points = header[0]
+        n_cols = _check_size_override(n_features, header[1], "n_features")
+        n_lab = _check_size_override(n_labels, header[2], "n_labels")
+        for parsed in _parsed_blocks(fh, path, header):
+            for out, part in zip(parts, parsed[1:]):
+                out.append(part)
+    return _assemble_xy(parts, n_points, n_cols, n_lab)
+
+
+def _read_header(fh, path):
+    """``(n_points, n_features, n_labels)`` from the first line of an open file."""
+    try:
+        return _parse_header(_read(fh.readline, 1))
+    except _FormatError as exc:
+        raise ValueError(f"{os.fspath(path)}, line {exc.line}: {exc.message}") from None
+
+
+def _parsed_blocks(fh, path, header):
+    """Parse the body of an open file, whose header was read, block by block.
+
+    Yields the tuples of ``_parse_lines``, one per block of about
+    ``_BLOCK_BYTES``; raises ValueError naming the file and line on a
+    malformed body or on fewer rows than the header declares.
+    """
+    n_points, n_features, n_labels = header
+    line, rows = 2, 0
+    try:
+        for buf in _read_blocks(fh, _BLOCK_BYTES, line):
+            parsed = _parse_block(buf, line, n_points - rows, n_features, n_labels)
+            rows += parsed[0]
+            line += buf.count(b"\n") + (not buf.endswith(b"\n"))
+            yield parsed
+    except _FormatError as exc:
+        raise ValueError(f"{os.fspath(path)}, line {exc.line}: {exc.message}") from None
     if rows < n_points:
         raise ValueError(
-            f"{name}, line {line}: file ends after {rows} rows but the header "
+            f"{os.fspath(path)}, line {line}: file ends after {rows} rows but the header "
             f"declares n_points={n_points} (truncated file?)"
         )
 
+
+def _assemble_xy(parts, n_rows, n_features, n_labels):
+    """(X, Y) CSR matrices of the per-block ``parts`` lists."""
     label_counts, labels, feature_counts, features, values = parts
-    X = _assemble(feature_counts, features, values, (n_points, n_cols), np.float32)
-    Y = _assemble(label_counts, labels, None, (n_points, n_lab), np.int32)
+    X = _assemble(feature_counts, features, values, (n_rows, n_features), np.float32)
+    Y = _assemble(label_counts, labels, None, (n_rows, n_labels), np.int32)
     return X, Y
 
 
