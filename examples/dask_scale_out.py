@@ -1,4 +1,8 @@
-"""Scale out with Dask: grid search, top-k prediction and streaming training on a cluster.
+"""
+Scale out with Dask: grid search, top-k prediction and streaming training on a cluster
+======================================================================================
+
+Usage::
 
     python examples/dask_scale_out.py              # 2-worker LocalCluster, a few minutes
     python examples/dask_scale_out.py --quick      # small problem, seconds (used by the tests)
@@ -107,7 +111,7 @@ def streaming_training(client, X, Y, X_test, Y_test, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small problem, few epochs")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")

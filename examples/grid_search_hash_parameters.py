@@ -1,4 +1,8 @@
-"""Grid search over SlideClassifier's hash parameters, scored by P@k.
+"""
+Grid search over SlideClassifier's hash parameters, scored by P@k
+=================================================================
+
+Usage::
 
     python examples/grid_search_hash_parameters.py             # generated data, ~1 min on 2 cores
     python examples/grid_search_hash_parameters.py --quick     # a few seconds (used by the tests)
@@ -96,7 +100,7 @@ def format_table(cv_results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().partition("\n")[0])
     parser.add_argument("--data", help="folder with train.txt[.gz] and test.txt[.gz] (XC format)")
     parser.add_argument("--quick", action="store_true", help="small problem and grid, few epochs")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fit")

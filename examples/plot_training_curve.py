@@ -1,4 +1,8 @@
-"""Training curves: P@1 against training wall time, and the loss per epoch.
+"""
+Training curves: P@1 against training wall time, and the loss per epoch
+=======================================================================
+
+Usage::
 
     python examples/plot_training_curve.py              # generated data, about a minute on 2 cores
     python examples/plot_training_curve.py --quick      # a few seconds (used by the tests)
@@ -97,11 +101,11 @@ def plot(curves, title, output, plt):
         ax.legend()
     fig.suptitle(title)
     fig.savefig(output, dpi=100)
-    plt.close(fig)
+    # Left open: the documentation's gallery shows the figures a script leaves.
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().partition("\n")[0])
     parser.add_argument("--data", help="folder with train.txt[.gz] and test.txt[.gz] (XC format)")
     parser.add_argument("--quick", action="store_true", help="small problem, few epochs")
     parser.add_argument("--epochs", type=int, default=None)

@@ -1,4 +1,8 @@
-"""Quickstart: train SlideClassifier on a generated XMC problem and report P@k.
+"""
+Quickstart: train SlideClassifier on a generated XMC problem and report P@k
+===========================================================================
+
+Usage::
 
     python examples/quickstart.py                 # generated data, ~1 minute on 2 cores
     python examples/quickstart.py --quick         # a few seconds (used by the tests)
@@ -24,7 +28,7 @@ def load_data(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().partition("\n")[0])
     parser.add_argument("--data", help="folder with train.txt[.gz] and test.txt[.gz] (XC format)")
     parser.add_argument("--quick", action="store_true", help="small problem, few epochs")
     parser.add_argument("--epochs", type=int, default=None)

@@ -1,4 +1,8 @@
-"""From raw text to tags: TfidfVectorizer -> SlideClassifier in one Pipeline.
+"""
+From raw text to tags: TfidfVectorizer -> SlideClassifier in one Pipeline
+=========================================================================
+
+Usage::
 
     python examples/text_pipeline.py             # generated documents, under a minute on 2 cores
     python examples/text_pipeline.py --quick     # a few seconds (used by the tests)
@@ -82,7 +86,7 @@ def load_data(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().partition("\n")[0])
     parser.add_argument("--data", help="folder with train.txt[.gz] and test.txt[.gz] (XC format)")
     parser.add_argument("--quick", action="store_true", help="small problem, few epochs")
     parser.add_argument("--epochs", type=int, default=None)
