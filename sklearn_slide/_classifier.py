@@ -455,7 +455,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 )
             # The true labels as training reads them, scored by the metrics' P@k.
             Y = label_lists(y, self._target_kind, self.classes_)
-            hits = _Ranking(Y, labels).hits[:, 0]
+            hits = _Ranking(Y, labels, 1).hits[:, 0]
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, labels)
         return float(np.average(hits, weights=sample_weight))

@@ -2,9 +2,14 @@
 
 ``check_sparse_structure`` is the shared check of a sparse matrix's index
 arrays: every public function that takes a sparse matrix (the estimator,
-``sklearn_slide.metrics``, ``sklearn_slide.datasets.dump_xc``) should call it
-first, since scipy trusts arrays that were modified after construction.
+``sklearn_slide.metrics``, ``sklearn_slide.datasets.dump_xc``,
+``cross_validate_xmc``, the Dask helpers) calls it first, or ``checked_csr``,
+since scipy trusts arrays that were modified after construction: converting
+or slicing a damaged CSC/COO/DIA/LIL matrix wrote out of bounds (a crash) or
+read uninitialised memory (silent garbage).
 """
+
+import itertools
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,8 +18,8 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from ._compat import validate_data
 
-__all__ = ["as_canonical_csr", "check_sparse_structure", "validate_prediction_data",
-           "validate_training_data"]
+__all__ = ["as_canonical_csr", "check_sparse_structure", "checked_csr",
+           "validate_prediction_data", "validate_training_data"]
 
 
 def validate_training_data(estimator, X, y, reset):
@@ -83,10 +88,16 @@ def check_sparse_structure(A, name):
     scipy only checks them on construction; a matrix whose ``indptr`` or
     ``indices`` were modified afterwards (or built with checks off) would make
     scipy's own conversions (e.g. CSC to CSR) and the engine read or write out
-    of bounds. Formats converted by Python code (LIL, DOK, DIA) are checked
-    after their conversion to CSR, by the engine's binding.
+    of bounds. For the formats scipy converts with Python code (LIL, DOK, DIA)
+    the arrays those conversions trust are checked here; the indices they
+    produce are checked again in CSR form (``checked_csr``, and the binding).
     """
-    if not sp.issparse(A) or A.format not in ("csr", "csc", "bsr", "coo"):
+    if not sp.issparse(A):
+        return
+    if A.format in ("lil", "dok", "dia"):
+        _check_python_formats(A, name)
+        return
+    if A.format not in ("csr", "csc", "bsr", "coo"):
         return
     if A.ndim != 2:
         raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {A.shape}")
@@ -126,6 +137,92 @@ def check_sparse_structure(A, name):
         )
     what = "column" if A.format != "csc" else "row"
     _check_index_range(indices[:nnz], n_minor, f"{name}: {what} index")
+
+
+def checked_csr(A, name):
+    """Sparse ``A`` as CSR, its storage checked before and after the conversion
+    (a LIL row index out of range survives the conversion).
+
+    May return ``A`` itself when it is CSR already: copy before modifying it.
+    """
+    check_sparse_structure(A, name)
+    csr = A.tocsr()
+    if csr is not A:
+        check_sparse_structure(csr, name)
+    return csr
+
+
+def _check_python_formats(A, name):
+    """Checks of the LIL, DOK and DIA storage that scipy's conversions rely on."""
+    if A.format not in ("lil", "dok", "dia"):
+        return
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {A.shape}")
+    n_rows, n_cols = A.shape
+    if A.format == "lil":
+        _check_lil(A, name, n_rows)
+    elif A.format == "dok":
+        _check_dok(A, name, n_rows, n_cols)
+    else:
+        _check_dia(A, name, n_rows, n_cols)
+
+
+def _check_lil(A, name, n_rows):
+    rows, data = A.rows, A.data
+    for what, array in (("rows", rows), ("data", data)):
+        if not isinstance(array, np.ndarray) or array.shape != (n_rows,):
+            raise ValueError(
+                f"{name}.{what} must be an array of {n_rows} lists (one per row), got "
+                f"{getattr(array, 'shape', type(array).__name__)}"
+            )
+    try:
+        row_lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n_rows)
+        data_lengths = np.fromiter(map(len, data), dtype=np.int64, count=n_rows)
+    except TypeError:
+        raise TypeError(f"{name}.rows and {name}.data must hold one list per row") from None
+    differ = np.flatnonzero(row_lengths != data_lengths)
+    if differ.size:
+        row = int(differ[0])
+        raise ValueError(
+            f"{name}: row {row} has {row_lengths[row]} column indices but "
+            f"{data_lengths[row]} values"
+        )
+    ids = np.array(list(itertools.chain.from_iterable(rows)))
+    if ids.size and ids.dtype.kind not in "iu":
+        raise TypeError(f"{name}.rows must hold integer column indices, got dtype {ids.dtype}")
+
+
+def _check_dok(A, name, n_rows, n_cols):
+    keys = np.array(list(A.keys()))
+    if keys.size == 0:
+        return
+    if keys.ndim != 2 or keys.shape[1] != 2 or keys.dtype.kind not in "iu":
+        raise TypeError(f"{name}: the keys of a DOK matrix must be (row, column) integer pairs")
+    for axis, size in enumerate((n_rows, n_cols)):
+        low, high = keys[:, axis].min(), keys[:, axis].max()
+        if low < 0 or high >= size:
+            what = ("row", "column")[axis]
+            raise ValueError(f"{name}: {what} index {low if low < 0 else high} out of range "
+                             f"[0, {size})")
+
+
+def _check_dia(A, name, n_rows, n_cols):
+    offsets, data = np.asarray(A.offsets), np.asarray(A.data)
+    if offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+        raise TypeError(f"{name}.offsets must be a 1-D integer array, got "
+                        f"{offsets.dtype} of shape {offsets.shape}")
+    if data.ndim != 2 or data.shape[0] != offsets.shape[0]:
+        raise ValueError(
+            f"{name}.data has shape {data.shape}; a DIA matrix with {offsets.shape[0]} "
+            "offsets needs one row of data per offset"
+        )
+    if offsets.size:
+        low, high = offsets.min(), offsets.max()
+        if low < -n_rows or high > n_cols:
+            raise ValueError(f"{name}.offsets holds diagonal {low if low < -n_rows else high} "
+                             f"outside [-{n_rows}, {n_cols}]")
+        if np.unique(offsets).size != offsets.size:
+            raise ValueError(f"{name}.offsets repeats a diagonal")
 
 
 def _check_index_dtype(index, name):

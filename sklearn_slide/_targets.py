@@ -5,9 +5,13 @@ The engine sees every target as a CSR pattern (row -> ids of its true labels):
 - multilabel indicator y (dense or CSR): the nonzero columns of the row.
 """
 
+from numbers import Integral
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import type_of_target
+
+from ._memory import check_memory
 
 
 class TargetKind:
@@ -110,11 +114,30 @@ def label_counts(Y_pattern):
 def topk_to_indicator(labels, n_labels, *, sparse=True, dtype=np.int64):
     """Indicator matrix (n, n_labels) with ones at the top-k ``labels`` (n, k).
 
-    Entries of -1 (fewer than k labels available) are skipped. Returns CSR when
-    ``sparse``, else a dense array.
+    ``labels`` holds label ids in ``[0, n_labels)``, each at most once per row,
+    or -1 (fewer than k labels available), which is skipped. Returns CSR when
+    ``sparse``, else a dense array; ``dtype`` is the dtype of its values.
     """
+    if isinstance(n_labels, (bool, np.bool_)) or not isinstance(n_labels, Integral) \
+            or n_labels < 1:
+        raise ValueError(f"n_labels must be a positive int, got {n_labels!r}")
+    if not isinstance(sparse, (bool, np.bool_)):
+        raise ValueError(f"sparse must be a bool, got {sparse!r}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a numeric dtype, got {dtype!r}") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"dtype must be a numeric dtype, got {dtype}")
     labels = np.asarray(labels)
-    n, k = labels.shape
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be a 2-D array (n_samples, k), got shape {labels.shape}")
+    if labels.size and labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must hold integer label ids, got dtype {labels.dtype}")
+    labels = checked_label_ids(labels, n_labels, "labels")
+    n = labels.shape[0]
+    if not sparse:
+        check_memory("topk_to_indicator", {"dense indicator": n * n_labels * dtype.itemsize})
     valid = labels >= 0
     indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
     indices = labels[valid]
@@ -122,3 +145,19 @@ def topk_to_indicator(labels, n_labels, *, sparse=True, dtype=np.int64):
     indicator = sp.csr_matrix((data, indices, indptr), shape=(n, n_labels))
     indicator.sort_indices()
     return indicator if sparse else indicator.toarray()
+
+
+def checked_label_ids(labels, n_labels, name, repeat_hint=""):
+    """int64 copy of a 2-D integer array of ranked label ids, after checking
+    that they are in ``[-1, n_labels)`` (-1: no label) and unique in each row."""
+    # Range check before the cast: a uint64 id of 2**64 - 1 would become -1.
+    if labels.size and (labels.min() < -1 or labels.max() >= n_labels):
+        raise ValueError(
+            f"label ids in {name} must be in [-1, {n_labels}) (-1 means no label), "
+            f"got values in [{labels.min()}, {labels.max()}]"
+        )
+    labels = labels.astype(np.int64)
+    ordered = np.sort(labels, axis=1)
+    if np.any((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)):
+        raise ValueError(f"{name} repeats a label within a row{repeat_hint}")
+    return labels

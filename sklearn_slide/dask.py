@@ -37,6 +37,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from ._input import check_sparse_structure
+
 try:
     import dask
     import dask.array as da
@@ -300,6 +302,9 @@ def search_on_cluster(search, X, y=None, *, client=None, n_threads="auto", **fit
     """
     client = _get_client(client)
     n_threads = _check_n_threads_arg(n_threads)
+    # Before the search slices them into folds: scipy's slicing trusts the index arrays.
+    check_sparse_structure(X, "X")
+    check_sparse_structure(y, "y")
     original_estimator = search.estimator
     params = original_estimator.get_params(deep=True)
     searched = _searched_params(search)
@@ -351,6 +356,7 @@ def _row_blocks(X, block_rows):
     if sp.issparse(X) or isinstance(X, np.ndarray):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D, got shape {X.shape}")
+        check_sparse_structure(X, "X")  # before scipy slices it (blocks are checked by predict_topk)
         if sp.issparse(X) and X.format not in ("csr", "csc", "lil", "dok"):
             X = X.tocsr()  # formats without row slicing
         for start in range(0, X.shape[0], block_rows):

@@ -18,6 +18,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils.parallel import Parallel, delayed
 
+from ._input import check_sparse_structure
 from .metrics import xmc_scorer
 
 
@@ -173,6 +174,9 @@ def cross_validate_xmc(
     """
     if not (error_score == "raise" or isinstance(error_score, numbers.Real)):
         raise ValueError(f"error_score must be 'raise' or a number, got {error_score!r}")
+    # Before the folds slice them: scipy's row slicing trusts the index arrays.
+    check_sparse_structure(X, "X")
+    check_sparse_structure(Y, "Y")
     scorer = _resolve_scoring(scoring)
     cv = check_cv(cv, Y, classifier=is_classifier(estimator))
     splits = list(cv.split(X, Y, groups))

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 import sklearn_slide._memory as memory
 from sklearn_slide import SlideClassifier, topk_to_indicator
+from sklearn_slide._memory import MEMORY_LIMIT_ENV
 
 FAST = dict(max_iter=3, random_state=0, n_threads=1)
 
@@ -66,6 +67,42 @@ def test_topk_is_sorted_and_matches_predict_proba(xmc_small):
     assert np.all(np.diff(scores, axis=1) <= 0)
     indicator = topk_to_indicator(labels, Y.shape[1])
     np.testing.assert_array_equal(np.diff(indicator.indptr), 7)
+
+
+def test_topk_to_indicator_skips_minus_one_and_keeps_the_dtype():
+    indicator = topk_to_indicator(np.array([[2, 0], [1, -1]]), 3, dtype=np.float32)
+    assert indicator.dtype == np.float32
+    np.testing.assert_array_equal(indicator.toarray(), [[1, 0, 1], [0, 1, 0]])
+    dense = topk_to_indicator(np.array([[2, 0]], dtype=np.uint8), 3, sparse=False)
+    np.testing.assert_array_equal(dense, [[1, 0, 1]])
+
+
+@pytest.mark.parametrize(
+    "labels, n_labels, kwargs, error, message",
+    [
+        # Before: an id beyond n_labels built a CSR matrix with an out-of-range
+        # index, and a repeated id a value of 2 (not an indicator).
+        ([[1, 7]], 6, {}, ValueError, r"must be in \[-1, 6\)"),
+        ([[-2, 0]], 6, {}, ValueError, r"must be in \[-1, 6\)"),
+        ([[1, 1]], 6, {}, ValueError, "repeats a label"),
+        ([[1.5, 2]], 6, {}, TypeError, "integer label ids"),
+        ([1, 2], 6, {}, ValueError, "2-D"),
+        ([[1, 2]], 0, {}, ValueError, "n_labels"),
+        ([[1, 2]], 6.0, {}, ValueError, "n_labels"),
+        ([[1, 2]], 6, {"sparse": "yes"}, ValueError, "sparse must be a bool"),
+        ([[1, 2]], 6, {"dtype": object}, TypeError, "numeric dtype"),
+    ],
+)
+def test_topk_to_indicator_validation(labels, n_labels, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        topk_to_indicator(np.asarray(labels), n_labels, **kwargs)
+
+
+def test_topk_to_indicator_dense_output_within_the_memory_budget(monkeypatch):
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1M")
+    with pytest.raises(ValueError, match="topk_to_indicator would need"):
+        topk_to_indicator(np.zeros((1000, 1), dtype=int), 10**4, sparse=False)
+    assert topk_to_indicator(np.zeros((1000, 1), dtype=int), 10**4).nnz == 1000
 
 
 def test_multiclass_targets(xmc_small):

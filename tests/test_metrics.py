@@ -1,12 +1,15 @@
 """Tests of the XMC ranking metrics against hand computations and oracles."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.metrics import ndcg_score
 
+from sklearn_slide._memory import MEMORY_LIMIT_ENV
 from sklearn_slide.metrics import (
     inverse_propensity,
     ndcg_at_k,
@@ -259,6 +262,9 @@ def test_inverse_propensity_formula():
         (dict(label_counts=[1, 2], n_samples=10.0), "n_samples"),
         (dict(label_counts=[1, 2], n_samples=10, A=0), "A must"),
         (dict(label_counts=[1, 2], n_samples=10, B=-1), "B must"),
+        (dict(label_counts=[1, 2], n_samples=10, A=np.inf), "A must"),  # weights were NaN
+        (dict(label_counts=[1, 2], n_samples=10, B=np.nan), "B must"),
+        (dict(label_counts=[1, 2], n_samples=10, A=500, B=1e10), "infinite inverse propensities"),
     ],
 )
 def test_inverse_propensity_validation(kwargs, message):
@@ -287,6 +293,9 @@ def test_inverse_propensity_validation(kwargs, message):
         (sp.csr_matrix(Y_TRUE * 2), TOP, 1, "binary"),
         (Y_TRUE[0], TOP, 1, "2-D"),
         (np.zeros((0, 5)), np.zeros((0, 3), dtype=int), 1, "no samples"),
+        (np.zeros((2, 0)), np.zeros((2, 0)), 1, "no label columns"),
+        # uint64 2**64 - 1 was cast to -1 ("no label") and counted as a miss.
+        (Y_TRUE, np.full((2, 3), 2**64 - 1, dtype=np.uint64), 3, r"must be in \[-1, 5\)"),
     ],
 )
 def test_input_validation(y_true, y_pred, k, message):
@@ -301,6 +310,85 @@ def test_inverse_propensity_argument_validation():
         psndcg_at_k(Y_TRUE, TOP, k=1, inv_propensity=-np.ones(5))
     with pytest.raises(TypeError):
         psprecision_at_k(Y_TRUE, TOP, 1)  # inv_propensity is required
+
+
+def test_normalize_must_be_a_bool():
+    for metric in (psprecision_at_k, psndcg_at_k):
+        with pytest.raises(ValueError, match="normalize must be a bool"):
+            metric(Y_TRUE, TOP, k=1, inv_propensity=W, normalize="no")
+
+
+# ------------------------------------------------------------------ huge k
+
+
+def _score_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((30, 8)) < 0.3).astype(int)
+    scores = rng.random((30, 8))
+    scores[rng.random((30, 8)) < 0.2] = 0
+    return y, {
+        "dense scores": scores,
+        "sparse scores": sp.csr_matrix(scores),
+        "label ids": np.argsort(-scores, axis=1, kind="stable"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["dense scores", "sparse scores", "label ids"])
+def test_k_beyond_the_labels_is_exact(kind):
+    # A ranking ends after the last label: positions beyond it hold no label,
+    # so P@k = hits / k and the other metrics stop growing.
+    y, inputs = _score_inputs()
+    y_pred, n_labels = inputs[kind], y.shape[1]
+    w = inverse_propensity(y.sum(axis=0), y.shape[0])
+    at_all = _all_metrics(y, y_pred, n_labels, w)
+    for k in (n_labels + 1, 10**6, 10**12, 10**30):
+        at_k = _all_metrics(y, y_pred, k, w)
+        assert at_k["P"] == pytest.approx(at_all["P"] * n_labels / k)
+        assert at_k["PSP_raw"] == pytest.approx(at_all["PSP_raw"] * n_labels / k)
+        for name in ("R", "nDCG", "PSP", "PSnDCG", "PSnDCG_raw"):
+            assert at_k[name] == pytest.approx(at_all[name]), name
+
+
+HUGE_K_CHILD = """
+import resource, sys
+import numpy as np, scipy.sparse as sp
+from sklearn_slide.metrics import ndcg_at_k, precision_at_k, psndcg_at_k
+# 1 GiB of address space more than the interpreter has now: allocating a
+# (rows, k) ranking for the k below would need terabytes.
+with open("/proc/self/statm") as fh:
+    used = int(fh.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, used + 2**30))
+rng = np.random.default_rng(0)
+y = (rng.random((1000, 50)) < 0.1).astype(int)
+scores = rng.random((1000, 50))
+ids = np.argsort(-scores, axis=1)
+for y_pred in (scores, sp.csr_matrix(scores), ids):
+    assert ndcg_at_k(y, y_pred, k=10**9) == ndcg_at_k(y, y_pred, k=50)
+    assert precision_at_k(y, y_pred, k=10**9) > 0
+    psndcg_at_k(y, y_pred, k=10**9, inv_propensity=np.ones(50))
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and RLIMIT_AS")
+def test_huge_k_allocates_nothing_big(tmp_path):
+    # Before: ndcg_at_k(y, scores, k=10**9) filled a (rows, k) array until the
+    # kernel's OOM killer ended the process.
+    proc = subprocess.run([sys.executable, "-c", HUGE_K_CHILD], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_rankings_beyond_the_memory_budget_are_refused(monkeypatch):
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1M")
+    rng = np.random.default_rng(0)
+    y = (rng.random((20000, 40)) < 0.1).astype(int)
+    scores = rng.random((20000, 40))
+    for y_pred in (scores, sp.csr_matrix(scores), np.argsort(-scores, axis=1)):
+        with pytest.raises(ValueError, match="ndcg_at_k would need about .* memory budget"):
+            ndcg_at_k(y, y_pred, k=40)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "none")
+    assert 0 < ndcg_at_k(y, scores, k=40) <= 1
 
 
 def test_returns_python_float():

@@ -20,6 +20,8 @@ import zlib
 import numpy as np
 import scipy.sparse as sp
 
+from .._input import checked_csr
+
 # Decompressed bytes parsed at once: the char-level temporaries cost about
 # 30 bytes per input byte, so 8 MiB keeps the working set near 250 MB.
 _BLOCK_BYTES = 1 << 23
@@ -322,6 +324,8 @@ def _parse_lines(buf, first_line, rows_left, n_features, n_labels):
 
 def _parse_numbers(buf, token_start, token_end, line_of):
     """Parse every token of ``buf`` as float64 with one C-level call."""
+    if token_start.size == 0:  # blank lines only (rows without labels or features)
+        return np.zeros(0)
     text = buf.translate(_TO_SPACES)
     try:
         with warnings.catch_warnings():
@@ -528,24 +532,56 @@ def _assemble(counts, ids, values, shape, dtype):
     return matrix
 
 
-def _as_csr(M, name, dtype):
-    """Canonical CSR copy of a dense or sparse 2-D matrix."""
+def _as_csr(M, name):
+    """Canonical CSR copy of a dense or sparse 2-D real matrix, in its own dtype."""
     if sp.issparse(M):
-        M = sp.csr_matrix(M, dtype=dtype, copy=True)
+        M = sp.csr_matrix(checked_csr(M, name), copy=True)
         M.sum_duplicates()  # also sorts the indices
     else:
         M = np.asarray(M)
         if M.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got shape {M.shape}")
-        M = sp.csr_matrix(M.astype(dtype, copy=False))
+        if M.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {M.dtype}")
+        M = sp.csr_matrix(M)
+    if M.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {M.dtype}")
+    if max(M.shape) >= _MAX_SIZE:
+        raise ValueError(f"{name} has shape {M.shape}; the format stores sizes below 2**53")
     return M
+
+
+def _features_as_float32(X):
+    """X's values as float32, the format's type; refuse what float32 cannot hold."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = X.data.astype(np.float32)
+    if not np.all(np.isfinite(data)):
+        raise ValueError(
+            "X contains NaN or infinity, or a value beyond the float32 range: the "
+            "format cannot store them"
+        )
+    return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
+
+
+def _labels_as_pattern(Y):
+    """The stored ones of a 0/1 indicator; refuse other values (load_xc reads 1s)."""
+    Y.eliminate_zeros()
+    if not np.all(Y.data == 1):
+        raise ValueError(
+            "Y must be a binary (0/1) label indicator matrix: the format stores which "
+            "labels are relevant, not values"
+        )
+    return Y
 
 
 def dump_xc(X, Y, path):
     """Write a dataset in the Extreme Classification Repository text format.
 
-    ``load_xc(path)`` returns the same matrices: values are written with 9
-    significant digits, enough to round-trip every float32 exactly.
+    ``load_xc(path)`` returns the same matrices (X as float32, Y as int32),
+    including rows without labels or features and matrices without rows:
+    values are written with 9 significant digits, enough to round-trip every
+    float32 exactly.  What the format cannot hold is refused before the file
+    is opened.
 
     Parameters
     ----------
@@ -553,10 +589,20 @@ def dump_xc(X, Y, path):
         Features; written as float32.  Stored entries (including explicit
         zeros of a sparse matrix) are written; zeros of a dense array are not.
     Y : {array-like, sparse matrix} of shape (n_samples, n_labels)
-        Binary label indicator matrix (non-zero means relevant).
+        Binary (0/1) label indicator matrix.
     path : str or path-like
         Output file; compressed with gzip if it ends with ``.gz``, with bzip2
         if it ends with ``.bz2``.
+
+    Raises
+    ------
+    ValueError
+        If X and Y differ in rows; X holds NaN, infinity or a value beyond
+        float32; Y holds a value other than 0 and 1; a sparse matrix has
+        inconsistent index arrays (e.g. an index out of range); a dimension
+        is 2**53 or more.
+    TypeError
+        If X or Y does not hold real numbers.
 
     Examples
     --------
@@ -570,13 +616,10 @@ def dump_xc(X, Y, path):
     array([[1, 1],
            [0, 0]], dtype=int32)
     """
-    X = _as_csr(X, "X", np.float32)
-    Y = _as_csr(Y, "Y", np.float64)
+    X = _features_as_float32(_as_csr(X, "X"))
+    Y = _labels_as_pattern(_as_csr(Y, "Y"))
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} != {Y.shape[0]}")
-    if not np.all(np.isfinite(X.data)):
-        raise ValueError("X contains NaN or infinity, which the format cannot store")
-    Y.eliminate_zeros()
 
     n_rows = X.shape[0]
     # Rows per formatting call: big enough to amortise the Python overhead,

@@ -20,9 +20,17 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from .._memory import check_memory
+from .._input import checked_csr
+from .._targets import checked_label_ids
+
 # Dense score matrices are ranked in row chunks of about this many entries,
 # bounding the temporaries of the tie-aware top-k selection.
 _SCORE_CHUNK = 1 << 22
+
+# Bytes per ranked (row, position) pair: label ids, search keys and positions
+# (int64), hits, gains and ideal gains (float64), sort temporaries.
+_BYTES_PER_RANKED = 64
 
 
 def _check_k(k, name="k"):
@@ -31,12 +39,24 @@ def _check_k(k, name="k"):
     return int(k)
 
 
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
+def _check_propensity_constants(A, B):
+    for name, value in (("A", A), ("B", B)):
+        if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+                or not 0 < value < np.inf):
+            raise ValueError(f"{name} must be a positive finite real number, got {value!r}")
+
+
 def _as_indicator(y_true):
     """Canonical CSR copy of a binary indicator matrix (sorted, no zeros)."""
     if sp.issparse(y_true):
         if y_true.ndim != 2:
             raise ValueError(f"y_true must be 2-D, got shape {y_true.shape}")
-        Y = sp.csr_matrix(y_true, copy=True)
+        Y = sp.csr_matrix(checked_csr(y_true, "y_true"), copy=True)
         Y.sum_duplicates()  # also sorts the indices
         Y.eliminate_zeros()
         if Y.dtype.kind not in "biuf" or not np.all(Y.data == 1):
@@ -52,17 +72,22 @@ def _as_indicator(y_true):
         Y = sp.csr_matrix(y != 0)
     if Y.shape[0] == 0:
         raise ValueError("y_true has no samples")
+    if Y.shape[1] == 0:
+        raise ValueError("y_true has no label columns")
     return Y
 
 
-def _top_k(y_pred, n_samples, n_labels, k):
+def _top_k(y_pred, n_samples, n_labels, k, what):
     """Top-k label ids of every row, best first, ``-1`` where there is none.
 
     ``y_pred`` is an integer array of label ids (best first), or a dense or
-    sparse score matrix of shape ``(n_samples, n_labels)``.
+    sparse score matrix of shape ``(n_samples, n_labels)``. A ranking never
+    holds more than ``n_labels`` labels (nor, for sparse scores, more than a
+    row's stored entries), so the result has ``min(k, n_labels)`` columns or
+    fewer: a huge k costs no more than the labels there are.
     """
     if sp.issparse(y_pred):
-        return _top_k_sparse(y_pred, n_samples, n_labels, k)
+        return _top_k_sparse(y_pred, n_samples, n_labels, k, what)
     y_pred = np.asarray(y_pred)
     if y_pred.ndim != 2 or y_pred.shape[0] != n_samples:
         raise ValueError(
@@ -70,9 +95,10 @@ def _top_k(y_pred, n_samples, n_labels, k):
             f"got shape {y_pred.shape}"
         )
     if y_pred.dtype.kind in "iu":
+        _check_ranking_memory(what, n_samples, min(k, n_labels, y_pred.shape[1]))
         return _check_label_ids(y_pred, n_labels, k)
     if y_pred.dtype.kind in "bf":
-        return _top_k_dense(y_pred, n_labels, k)
+        return _top_k_dense(y_pred, n_labels, k, what)
     raise ValueError(
         "y_pred must hold integer label ids or real scores, got dtype "
         f"{y_pred.dtype}"
@@ -80,41 +106,41 @@ def _top_k(y_pred, n_samples, n_labels, k):
 
 
 def _check_label_ids(labels, n_labels, k):
-    if labels.shape[1] < k:
+    """The first ``min(k, n_labels)`` ranked ids of every row, as int64."""
+    depth = min(k, n_labels)  # no ranking has more positions than there are labels
+    if labels.shape[1] < depth:
         raise ValueError(
             f"y_pred holds only {labels.shape[1]} labels per row, fewer than k={k}; "
             "pad the rows with -1 (no label)"
         )
-    labels = labels[:, :k].astype(np.int64)
-    if labels.size and (labels.min() < -1 or labels.max() >= n_labels):
-        raise ValueError(
-            f"label ids in y_pred must be in [-1, {n_labels}) (-1 means no label), "
-            f"got values in [{labels.min()}, {labels.max()}]"
-        )
-    ordered = np.sort(labels, axis=1)
-    if np.any((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)):
-        raise ValueError(
-            "y_pred repeats a label within a row; an integer y_pred is read as top-k "
-            "label ids (best first): pass a score matrix as floats"
-        )
-    return labels
+    return checked_label_ids(
+        labels[:, :depth], n_labels, "y_pred",
+        "; an integer y_pred is read as top-k label ids (best first): pass a score "
+        "matrix as floats",
+    )
 
 
-def _top_k_dense(scores, n_labels, k):
+def _check_ranking_memory(what, n_rows, depth, extra=0):
+    check_memory(what, {"rankings": _BYTES_PER_RANKED * n_rows * depth, "scores": extra})
+
+
+def _top_k_dense(scores, n_labels, k, what):
     if scores.shape[1] != n_labels:
         raise ValueError(
             f"a score matrix y_pred must have {n_labels} columns like y_true, "
             f"got shape {scores.shape}"
         )
     n_samples = scores.shape[0]
-    labels = np.full((n_samples, k), -1, dtype=np.int64)
     width = min(k, n_labels)
     step = max(1, _SCORE_CHUNK // max(1, n_labels))
+    # A chunk's float64 copy and the selection's temporaries (~5 per entry).
+    _check_ranking_memory(what, n_samples, width, 40 * min(step, n_samples) * n_labels)
+    labels = np.empty((n_samples, width), dtype=np.int64)
     for start in range(0, n_samples, step):
         S = scores[start:start + step].astype(np.float64, copy=False)
         if np.isnan(S).any():
             raise ValueError("y_pred contains NaN scores")
-        labels[start:start + step, :width] = _top_k_chunk(S, width)
+        labels[start:start + step] = _top_k_chunk(S, width)
     return labels
 
 
@@ -134,20 +160,23 @@ def _top_k_chunk(S, k):
     return np.take_along_axis(cols, order, axis=1)
 
 
-def _top_k_sparse(scores, n_samples, n_labels, k):
+def _top_k_sparse(scores, n_samples, n_labels, k, what):
     """Top-k stored entries of each row; absent entries are never predicted."""
     if scores.ndim != 2 or scores.shape != (n_samples, n_labels):
         raise ValueError(
             f"a sparse score matrix y_pred must have shape {(n_samples, n_labels)} "
             f"like y_true, got {scores.shape}"
         )
-    S = sp.csr_matrix(scores, copy=True)
+    S = sp.csr_matrix(checked_csr(scores, "y_pred"), copy=True)
     S.sum_duplicates()
     if S.dtype.kind not in "biuf":
         raise ValueError(f"y_pred must hold real scores, got dtype {S.dtype}")
     if np.isnan(S.data).any():
         raise ValueError("y_pred contains NaN scores")
-    return _rank_rows(S.indptr, S.indices, S.data, k)
+    longest = int(np.diff(S.indptr).max(initial=0))
+    width = min(k, n_labels, longest)
+    _check_ranking_memory(what, n_samples, width, 32 * S.nnz)
+    return _rank_rows(S.indptr, S.indices, S.data, width)
 
 
 def _rank_rows(indptr, ids, values, k):
@@ -191,15 +220,21 @@ class _Ranking:
     ----------
     Y : csr_matrix of shape (n_samples, n_labels)
         Canonical binary indicator (see ``_as_indicator``).
-    labels : ndarray of shape (n_samples, k_max)
+    labels : ndarray of shape (n_samples, width)
         Ranked label ids, ``-1`` for none.
+    depth : int
+        Positions the ranking stands for (the largest k asked for); the
+        positions after ``width`` hold no label. ``width`` is at most the
+        number of labels, whatever the depth, so a huge k allocates nothing
+        more: P@k still divides by k.
     inv_propensity : ndarray of shape (n_labels,), default=None
         Needed by the propensity-scored metrics only.
     """
 
-    def __init__(self, Y, labels, inv_propensity=None):
+    def __init__(self, Y, labels, depth, inv_propensity=None):
         n_samples, n_labels = Y.shape
-        self.k_max = labels.shape[1]
+        self.depth = depth
+        self.width = labels.shape[1]
         self.n_true = np.diff(Y.indptr)
         # Membership of (row, label) pairs by binary search in the sorted
         # keys of y_true: no dense matrix, O((nnz + n k) log nnz).
@@ -210,7 +245,10 @@ class _Ranking:
         self.hits = (labels >= 0) & (true_keys.size > 0)
         if true_keys.size:
             self.hits &= true_keys[pos] == pred_keys
-        self.discounts = _discounts(self.k_max)
+        # A perfect ranking has min(depth, |y|) hits: the ideal values need
+        # that many positions, at most the largest row of y_true.
+        self.ideal_width = min(depth, int(self.n_true.max(initial=0)))
+        self.discounts = _discounts(max(self.width, self.ideal_width))
         # IDCG of each row: the discounts of min(k, |y|) hits.
         self.cum_discounts = np.concatenate(([0.0], np.cumsum(self.discounts)))
         if inv_propensity is not None:
@@ -220,62 +258,80 @@ class _Ranking:
             self.ideal_gains = self._ideal_values(Y, w)
 
     def _ideal_values(self, Y, w):
-        """The k_max largest inverse propensities among each row's labels."""
-        n_rows = Y.shape[0]
-        rows = np.repeat(np.arange(n_rows), self.n_true)
+        """Each row's true-label weights, largest first, as flat (row, rank, weight).
+
+        Flat rather than an (n_samples, depth) array: one row with many
+        labels would otherwise make the array that wide for every row.
+        """
+        rows = np.repeat(np.arange(Y.shape[0]), self.n_true)
         values = w[Y.indices]
         order = np.lexsort((-values, rows))
         rank = np.arange(order.size) - Y.indptr[rows]
-        keep = rank < self.k_max
-        ideal = np.zeros((n_rows, self.k_max))
-        ideal[rows[keep], rank[keep]] = values[order][keep]
-        return ideal
+        return rows, rank, values[order]
+
+    def _ideal_sum(self, k, discounted):
+        """Per row, the sum of its first k ideal gains (discounted by rank)."""
+        rows, rank, values = self.ideal_gains
+        keep = rank < min(k, self.ideal_width)
+        weights = values[keep] * (self.discounts[rank[keep]] if discounted else 1.0)
+        return np.bincount(rows[keep], weights=weights, minlength=self.n_true.size)
 
     def _check(self, k):
         k = _check_k(k)
-        if k > self.k_max:
-            raise ValueError(f"k={k} exceeds the {self.k_max} ranked labels")
+        if k > self.depth:
+            raise ValueError(f"k={k} exceeds the {self.depth} ranked positions")
         return k
 
     def _idcg(self, k):
-        return self.cum_discounts[np.minimum(self.n_true, k)]
+        # min(|y|, k) never exceeds ideal_width; capping k first keeps a huge
+        # k out of NumPy integer arithmetic.
+        return self.cum_discounts[np.minimum(self.n_true, min(k, self.ideal_width))]
+
+    def _ranked(self, values, k):
+        """The first k positions of ``values`` that exist (the rest hold no label)."""
+        return values[:, :min(k, values.shape[1])]
 
     def precision(self, k):
         k = self._check(k)
-        return float(np.mean(self.hits[:, :k].sum(axis=1) / k))
+        return float(np.mean(self._ranked(self.hits, k).sum(axis=1) / k))
 
     def recall(self, k):
         k = self._check(k)
-        return float(np.mean(self.hits[:, :k].sum(axis=1) / np.maximum(self.n_true, 1)))
+        hits = self._ranked(self.hits, k).sum(axis=1)
+        return float(np.mean(hits / np.maximum(self.n_true, 1)))
+
+    def _dcg(self, values, k):
+        ranked = self._ranked(values, k)
+        return ranked @ self.discounts[:ranked.shape[1]]
 
     def ndcg(self, k):
         k = self._check(k)
-        dcg = self.hits[:, :k] @ self.discounts[:k]
+        dcg = self._dcg(self.hits, k)
         return float(np.mean(dcg / np.maximum(self._idcg(k), np.finfo(float).tiny)))
 
     def psprecision(self, k, normalize=True):
         k = self._check(k)
-        score = self.gains[:, :k].sum(axis=1) / k
+        score = self._ranked(self.gains, k).sum(axis=1) / k
         if not normalize:
             return float(score.mean())
-        best = self.ideal_gains[:, :k].sum() / k
+        best = self._ideal_sum(k, discounted=False).sum() / k
         return float(score.sum() / best) if best > 0 else 0.0
 
     def psndcg(self, k, normalize=True):
         k = self._check(k)
         idcg = np.maximum(self._idcg(k), np.finfo(float).tiny)
-        score = (self.gains[:, :k] @ self.discounts[:k]) / idcg
+        score = self._dcg(self.gains, k) / idcg
         if not normalize:
             return float(score.mean())
-        best = ((self.ideal_gains[:, :k] @ self.discounts[:k]) / idcg).sum()
+        best = (self._ideal_sum(k, discounted=True) / idcg).sum()
         return float(score.sum() / best) if best > 0 else 0.0
 
 
-def _ranking(y_true, y_pred, k, inv_propensity=None):
+def _ranking(y_true, y_pred, k, what, inv_propensity=None):
     k = _check_k(k)
     Y = _as_indicator(y_true)
-    labels = _top_k(y_pred, Y.shape[0], Y.shape[1], k)
-    return _Ranking(Y, labels, inv_propensity), k
+    labels = _top_k(y_pred, Y.shape[0], Y.shape[1], k, what)
+    return _Ranking(Y, labels, k, inv_propensity), k
 
 
 _Y_DOC = """y_true : {array-like, sparse matrix} of shape (n_samples, n_labels)
@@ -316,7 +372,7 @@ def precision_at_k(y_true, y_pred, k=5):
     >>> precision_at_k(y_true, top, k=2)
     0.25
     """
-    ranking, k = _ranking(y_true, y_pred, k)
+    ranking, k = _ranking(y_true, y_pred, k, "precision_at_k")
     return ranking.precision(k)
 
 
@@ -345,7 +401,7 @@ def recall_at_k(y_true, y_pred, k=5):
     >>> recall_at_k(y_true, np.array([[2, 1], [1, 0]]), k=2)
     0.75
     """
-    ranking, k = _ranking(y_true, y_pred, k)
+    ranking, k = _ranking(y_true, y_pred, k, "recall_at_k")
     return ranking.recall(k)
 
 
@@ -377,7 +433,7 @@ def ndcg_at_k(y_true, y_pred, k=5):
     >>> round(ndcg_at_k(y_true, np.array([[1, 2]]), k=2), 4)  # (1/log2(3)) / (1 + 1/log2(3))
     0.3869
     """
-    ranking, k = _ranking(y_true, y_pred, k)
+    ranking, k = _ranking(y_true, y_pred, k, "ndcg_at_k")
     return ranking.ndcg(k)
 
 
@@ -419,7 +475,8 @@ def psprecision_at_k(y_true, y_pred, k=5, *, inv_propensity, normalize=True):
     >>> psprecision_at_k(y_true, np.array([[0]]), k=1, inv_propensity=w)  # 1 / 3
     0.3333333333333333
     """
-    ranking, k = _ranking(y_true, y_pred, k, inv_propensity)
+    _check_bool(normalize, "normalize")
+    ranking, k = _ranking(y_true, y_pred, k, "psprecision_at_k", inv_propensity)
     return ranking.psprecision(k, normalize)
 
 
@@ -456,7 +513,8 @@ def psndcg_at_k(y_true, y_pred, k=5, *, inv_propensity, normalize=True):
     >>> psndcg_at_k(y_true, np.array([[2, 0]]), k=2, inv_propensity=w)  # ideal order
     1.0
     """
-    ranking, k = _ranking(y_true, y_pred, k, inv_propensity)
+    _check_bool(normalize, "normalize")
+    ranking, k = _ranking(y_true, y_pred, k, "psndcg_at_k", inv_propensity)
     return ranking.psndcg(k, normalize)
 
 
@@ -505,10 +563,14 @@ def inverse_propensity(label_counts, n_samples, A=0.55, B=1.5):
         raise ValueError(f"label_counts must be 1-D, got shape {counts.shape}")
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         raise ValueError("label_counts must hold finite non-negative counts")
-    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    for name, value in (("A", A), ("B", B)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive real number, got {value!r}")
-    C = max(0.0, (np.log(n_samples) - 1.0) * (B + 1.0) ** A)
-    return 1.0 + C * (counts + B) ** -A
+    n_samples = _check_k(n_samples, "n_samples")
+    _check_propensity_constants(A, B)
+    with np.errstate(over="ignore", invalid="ignore"):
+        C = max(0.0, (np.log(n_samples) - 1.0) * np.power(np.float64(B) + 1.0, A))
+        weights = 1.0 + C * np.power(counts + B, -float(A))
+    if not np.all(np.isfinite(weights)):
+        raise ValueError(
+            f"A={A!r} and B={B!r} give infinite inverse propensities; the XC repository "
+            "uses A in [0.4, 0.6] and B in [0.4, 2.6]"
+        )
+    return weights

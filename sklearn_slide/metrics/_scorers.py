@@ -8,13 +8,19 @@ scorers are plain callables ``scorer(estimator, X, y)``, accepted by
 from that ranking.
 """
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 
-from ._ranking import _as_indicator, _check_k, _check_label_ids, _Ranking, inverse_propensity
+from ._ranking import (
+    _as_indicator,
+    _check_bool,
+    _check_k,
+    _check_label_ids,
+    _check_propensity_constants,
+    _Ranking,
+    inverse_propensity,
+)
 
 _METRICS = {
     # key prefix -> _Ranking method
@@ -120,15 +126,19 @@ class _TopKScorer:
         final, X = _final_estimator(estimator, X)
         Y, n_unseen = _true_indicator(final, y)
         inv_p = _inverse_propensity(final, n_unseen, self.A, self.B) if self.propensity else None
-        result = final.predict_topk(X, k=self.k_max)
+        n_labels = Y.shape[1] - n_unseen
+        # No ranking has more positions than there are labels: asking for
+        # more would be refused (or padded) by predict_topk.
+        depth = min(self.k_max, n_labels)
+        result = final.predict_topk(X, k=depth)
         labels = np.asarray(result[0] if isinstance(result, tuple) else result)
         if labels.ndim != 2 or labels.shape[0] != Y.shape[0] or labels.dtype.kind not in "iu":
             raise ValueError(
-                f"predict_topk must return integer labels of shape ({Y.shape[0]}, {self.k_max}), "
+                f"predict_topk must return integer labels of shape ({Y.shape[0]}, {depth}), "
                 f"got {labels.dtype} array of shape {labels.shape}"
             )
-        labels = _check_label_ids(labels, Y.shape[1] - n_unseen, self.k_max)
-        ranking = _Ranking(Y, labels, inv_p)
+        labels = _check_label_ids(labels, n_labels, depth)
+        ranking = _Ranking(Y, labels, self.k_max, inv_p)
         scores = {
             f"{prefix}@{k}": getattr(ranking, _METRICS[prefix])(k)
             for prefix, k in self.metrics
@@ -140,12 +150,6 @@ class _TopKScorer:
     def __repr__(self):
         names = ", ".join(f"{prefix}@{k}" for prefix, k in self.metrics)
         return f"<XMC scorer: {names}>"
-
-
-def _check_propensity_constants(A, B):
-    for name, value in (("A", A), ("B", B)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive real number, got {value!r}")
 
 
 def xmc_scorer(k_values=(1, 3, 5), propensity=True, *, A=0.55, B=1.5):
@@ -205,8 +209,7 @@ def xmc_scorer(k_values=(1, 3, 5), propensity=True, *, A=0.55, B=1.5):
     if not ks:
         raise ValueError("k_values must not be empty")
     ks = list(dict.fromkeys(ks))
-    if not isinstance(propensity, (bool, np.bool_)):
-        raise ValueError(f"propensity must be a bool, got {propensity!r}")
+    _check_bool(propensity, "propensity")
     _check_propensity_constants(A, B)
     prefixes = ["P", "nDCG"] + (["PSP"] if propensity else [])
     return _TopKScorer([(prefix, k) for prefix in prefixes for k in ks], A=A, B=B)
