@@ -54,12 +54,19 @@ SCRIPT = textwrap.dedent(
 )
 
 
+# A process started in the background by a shell without job control (`cmd &`
+# in a script, e.g. a CI or landing script) inherits SIGINT as ignored, and
+# Python then installs no Ctrl-C handler: the child below would never see the
+# signal. It reinstalls Python's handler, as an interactive session has it.
+RESTORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def interrupt_after_ready(script, argument, tmp_path):
     """Runs `script argument` in a fresh Python, sends SIGINT 1.5 s after it
     prints "ready"; returns (returncode, stdout, stderr, seconds to exit)."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, argument],
+        [sys.executable, "-c", RESTORE_CTRL_C + script, argument],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
