@@ -89,9 +89,6 @@ CHILD = textwrap.dedent(
         "dump_xc(Y)": lambda M: dump_xc(S_good, M, path),
         "cross_validate_xmc(Y)": lambda M: cross_validate_xmc(clf, X_fit, M, cv=2),
         "cross_validate_xmc(X)": lambda M: cross_validate_xmc(clf, M, Y_fit, cv=2),
-    }
-    ESTIMATOR_FORMATS = ("csr", "csc", "coo", "bsr")
-    ESTIMATOR_CALLS = {
         "fit(X)": lambda M: SlideClassifier(max_iter=1).fit(M, Y_fit),
         "fit(y)": lambda M: SlideClassifier(max_iter=1).fit(X_fit, M),
         "predict_topk(X)": lambda M: clf.predict_topk(M),
@@ -100,10 +97,7 @@ CHILD = textwrap.dedent(
 
     results = {}
     for fmt, damage in DAMAGES:
-        calls = dict(CALLS)
-        if fmt in ESTIMATOR_FORMATS:
-            calls.update(ESTIMATOR_CALLS)
-        for name, call in calls.items():
+        for name, call in CALLS.items():
             case = f"{name} <- {fmt} with {damage}"
             print("start", case, file=sys.stderr, flush=True)
             try:
