@@ -21,6 +21,10 @@ class DWTAHash final : public HashFamily {
 
   uint32_t code_range() const override { return static_cast<uint32_t>(bin_size_); }
   void codes(const float* x, uint32_t* codes, float* scratch) const override;
+  // Blocks of kArgmaxBlockRows rows through the kernels' argmax_bins_block.
+  void buckets_of_rows(const float* rows, int64_t n_rows, int64_t row_stride, int table_bits,
+                       int32_t* buckets, int64_t bucket_stride, float* scratch) const override;
+  size_t rows_scratch_floats() const override;
 
   // Probes tried before an empty bin gives up and takes code 0; with a fraction
   // f of empty bins that happens with probability f^kMaxProbes.
@@ -30,6 +34,9 @@ class DWTAHash final : public HashFamily {
   // Bin probed at `attempt` (1, 2, ...) for an empty `bin`: multiply-add-shift,
   // a universal family, with (a_, b_) drawn from the seed.
   uint32_t probe(uint32_t bin, uint32_t attempt) const;
+  // Gives the empty bins (kEmpty) of one vector's codes the code of a nonempty
+  // bin; codes[b * stride] is bin b.
+  void densify(uint32_t* codes, int64_t stride) const;
 
   int bin_size_;
   uint64_t a_, b_;

@@ -43,6 +43,16 @@ class HashFamily {
   // allocation-free; `scratch` holds scratch_floats() floats owned by the caller.
   virtual void codes(const float* x, uint32_t* codes, float* scratch) const = 0;
 
+  // Bucket in each table of n_rows rows (row r at rows + r * row_stride), as
+  // bucket_index() of their codes(): buckets[t * bucket_stride + r], table-major
+  // like a table build stores them. The default hashes row by row; a family may
+  // hash a block of rows at once (the same buckets). `scratch` holds
+  // rows_scratch_floats() floats.
+  virtual void buckets_of_rows(const float* rows, int64_t n_rows, int64_t row_stride,
+                               int table_bits, int32_t* buckets, int64_t bucket_stride,
+                               float* scratch) const;
+  virtual size_t rows_scratch_floats() const;
+
  private:
   int dim_;
   int codes_per_table_;
@@ -61,5 +71,8 @@ int bits_per_code(uint32_t code_range);
 // concatenated when they fit in table_bits, otherwise mixed by a 64-bit hash and folded.
 uint32_t bucket_index(const uint32_t* table_codes, int codes_per_table, int code_bits,
                       int table_bits);
+// bucket_index of n items at once, code k of item i at codes[k * code_stride + i].
+void bucket_indices_strided(const uint32_t* codes, int64_t code_stride, int64_t n,
+                            int codes_per_table, int code_bits, int table_bits, uint32_t* out);
 
 }  // namespace slide

@@ -1,7 +1,6 @@
 #include "slide/hash_tables.h"
 
 #include <algorithm>
-#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -23,6 +22,11 @@ void bucket_indices_of(const HashFamily& family, int table_bits, const float* x,
     buckets[t] = bucket_index(scratch.codes.data() + t * k, k, code_bits, table_bits);
 }
 
+namespace {
+// Neurons hashed per HashFamily::buckets_of_rows call of a table build.
+constexpr int64_t kHashBlockRows = 64;
+}  // namespace
+
 void build_tables(const HashFamily& family, const Param& neurons, const int64_t* row_step,
                   int bucket_size, BucketPolicy policy, uint64_t seed, int n_threads,
                   HashTables& tables) {
@@ -40,14 +44,14 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
   {
     // An exception must not leave a worksharing loop early (the other threads
     // would wait at its barrier forever): each iteration catches its own.
-    std::unique_ptr<BucketScratch> scratch;
-    std::vector<uint32_t> buckets(n_tables);
-    errors.run([&] { scratch = std::make_unique<BucketScratch>(family); });
+    std::vector<float> scratch;
+    errors.run([&] { scratch.resize(family.rows_scratch_floats() + 1); });
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t first = 0; first < n; first += kHashBlockRows) {
       errors.run([&] {
-        bucket_indices_of(family, tables.table_bits, neurons.row(i), *scratch, buckets.data());
-        for (int t = 0; t < n_tables; ++t) bucket_of[t * n + i] = static_cast<int32_t>(buckets[t]);
+        family.buckets_of_rows(neurons.row(first), std::min(kHashBlockRows, n - first),
+                               neurons.cols, tables.table_bits, bucket_of + first, n,
+                               scratch.data());
       });
     }
   }
@@ -75,11 +79,18 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
         std::copy(ids, ids + n, table_buckets.begin());
         std::fill(start.begin(), start.end(), 0);
         for (int64_t i = 0; i < n; ++i) ++start[table_buckets[i] + 1];
+        const int32_t largest = *std::max_element(start.begin(), start.end());
         for (int64_t b = 0; b < n_buckets; ++b) start[b + 1] += start[b];
+        int32_t* offsets = tables.offsets + t * (n_buckets + 1);
+        if (largest <= bucket_size) {
+          // No bucket to trim (the usual case): sort straight into the table.
+          std::copy(start.begin(), start.end(), offsets);
+          for (int64_t i = 0; i < n; ++i) ids[start[table_buckets[i]]++] = static_cast<int32_t>(i);
+          return;
+        }
         cursor.assign(start.begin(), start.end() - 1);
         for (int64_t i = 0; i < n; ++i) sorted[cursor[table_buckets[i]]++] = static_cast<int32_t>(i);
 
-        int32_t* offsets = tables.offsets + t * (n_buckets + 1);
         int32_t written = 0;
         for (int64_t b = 0; b < n_buckets; ++b) {
           offsets[b] = written;

@@ -54,7 +54,19 @@ struct Kernels {
   // Returns whether some bin was empty.
   bool (*argmax_bins)(const float* x, const uint32_t* coords, int64_t n_bins, int m,
                       uint32_t* codes, uint32_t empty);
+  // argmax_bins of n_rows <= kArgmaxBlockRows rows of dim floats (row r at
+  // rows + r * row_stride), written bin-major: codes[b * kArgmaxBlockRows + r].
+  // Table builds hash every neuron: a block shares each coordinate load between
+  // its rows instead of one gather per bin and row. Returns the rows that had an
+  // empty bin (bit r). `scratch` holds argmax_block_scratch_floats(dim) floats.
+  uint32_t (*argmax_bins_block)(const float* rows, int64_t n_rows, int64_t row_stride,
+                                int64_t dim, const uint32_t* coords, int64_t n_bins, int m,
+                                uint32_t* codes, uint32_t empty, float* scratch);
 };
+
+constexpr int64_t kArgmaxBlockRows = 16;
+// The block transposed: dim x 16 floats.
+inline int64_t argmax_block_scratch_floats(int64_t dim) { return dim * kArgmaxBlockRows; }
 
 // Packed bfloat16 panels: kBf16PanelWidth neurons x bf16_panel_pairs(dim) words,
 // word p * kBf16PanelWidth + j holding coordinates 2p (low half) and 2p + 1 of
@@ -70,6 +82,10 @@ inline int64_t bf16_packed_words(int64_t n_cols, int64_t dim) {
 // The generic argmax_bins, also the fallback of the SIMD sets for bins they do not vectorise.
 bool argmax_bins_portable(const float* x, const uint32_t* coords, int64_t n_bins, int m,
                           uint32_t* codes, uint32_t empty);
+// The generic argmax_bins_block: argmax_bins_portable row by row.
+uint32_t argmax_bins_block_portable(const float* rows, int64_t n_rows, int64_t row_stride,
+                                    int64_t dim, const uint32_t* coords, int64_t n_bins, int m,
+                                    uint32_t* codes, uint32_t empty, float* scratch);
 
 extern const Kernels kGenericKernels;
 extern const Kernels kAvx2Kernels;

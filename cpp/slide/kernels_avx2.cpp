@@ -134,6 +134,6 @@ void adam_avx2(float* w, float* m, float* v, float* g, int64_t n, const AdamCoef
 const Kernels kAvx2Kernels = {"avx2",    dot_avx2,  axpy_avx2,           score_block_avx2,
                               score_block_bf16_avx2, first_at_least_avx2,
                               nullptr,               nullptr,
-                              adam_avx2, argmax_bins_portable};
+                              adam_avx2, argmax_bins_portable, argmax_bins_block_portable};
 
 }  // namespace slide

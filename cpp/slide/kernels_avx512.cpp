@@ -143,11 +143,48 @@ bool argmax_bins_avx512(const float* x, const uint32_t* coords, int64_t n_bins, 
   return any_empty;
 }
 
+// A block of up to 16 rows, one row per lane: the block is transposed once
+// (coordinate-major), then each bin's 8 coordinates are 8 plain loads shared by
+// all rows, with a running strict-'>' argmax per lane (so ties keep the lowest
+// position and NaN, zero and -inf never win, as in the portable loop).
+uint32_t argmax_bins_block_avx512(const float* rows, int64_t n_rows, int64_t row_stride,
+                                  int64_t dim, const uint32_t* coords, int64_t n_bins, int m,
+                                  uint32_t* codes, uint32_t empty, float* scratch) {
+  if (m != 8 || n_rows > kArgmaxBlockRows)
+    return argmax_bins_block_portable(rows, n_rows, row_stride, dim, coords, n_bins, m, codes,
+                                      empty, scratch);
+  constexpr int64_t kLanes = kArgmaxBlockRows;
+  float* block = scratch;  // block[d * 16 + r] = rows[r][d]; absent rows are zeros (empty)
+  if (n_rows < kLanes) std::fill(block, block + dim * kLanes, 0.f);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* row = rows + r * row_stride;
+    for (int64_t d = 0; d < dim; ++d) block[d * kLanes + r] = row[d];
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i empty_code = _mm512_set1_epi32(static_cast<int>(empty));
+  __mmask16 has_empty = 0;
+  for (int64_t b = 0; b < n_bins; ++b) {
+    const uint32_t* c = coords + b * 8;
+    __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512i code = empty_code;
+    for (int i = 0; i < 8; ++i) {
+      const __m512 v = _mm512_loadu_ps(block + static_cast<int64_t>(c[i]) * kLanes);
+      const __mmask16 better =
+          _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, zero, _CMP_NEQ_OQ), v, best, _CMP_GT_OQ);
+      best = _mm512_mask_mov_ps(best, better, v);
+      code = _mm512_mask_mov_epi32(code, better, _mm512_set1_epi32(i));
+    }
+    has_empty |= _mm512_cmpeq_epi32_mask(code, empty_code);
+    _mm512_storeu_si512(codes + b * kLanes, code);
+  }
+  return static_cast<uint32_t>(has_empty) & ((1u << n_rows) - 1u);
+}
+
 }  // namespace
 
 const Kernels kAvx512Kernels = {"avx512",    dot_avx512,  axpy_avx512,           score_block_avx512,
                                 score_block_bf16_avx512, first_at_least_avx512,
                                 nullptr,                 nullptr,
-                                adam_avx512, argmax_bins_avx512};
+                                adam_avx512, argmax_bins_avx512, argmax_bins_block_avx512};
 
 }  // namespace slide

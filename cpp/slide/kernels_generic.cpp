@@ -93,11 +93,24 @@ bool argmax_bins_portable(const float* x, const uint32_t* coords, int64_t n_bins
   return any_empty;
 }
 
+uint32_t argmax_bins_block_portable(const float* rows, int64_t n_rows, int64_t row_stride,
+                                    int64_t /*dim*/, const uint32_t* coords, int64_t n_bins, int m,
+                                    uint32_t* codes, uint32_t empty, float* /*scratch*/) {
+  std::vector<uint32_t> row_codes(n_bins);
+  uint32_t rows_with_empty = 0;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    if (argmax_bins_portable(rows + r * row_stride, coords, n_bins, m, row_codes.data(), empty))
+      rows_with_empty |= 1u << r;
+    for (int64_t b = 0; b < n_bins; ++b) codes[b * kArgmaxBlockRows + r] = row_codes[b];
+  }
+  return rows_with_empty;
+}
+
 const Kernels kGenericKernels = {"generic",           dot_generic,
                                  axpy_generic,        score_block_generic,
                                  score_block_bf16_generic, first_at_least_generic,
                                  nullptr,                  nullptr,
                                  adam_generic,
-                                 argmax_bins_portable};
+                                 argmax_bins_portable, argmax_bins_block_portable};
 
 }  // namespace slide
