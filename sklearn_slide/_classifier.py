@@ -164,7 +164,12 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, hash functions and negative sampling.
     verbose : int, default=0
-        1 prints one line per epoch (loss, samples/s, elapsed).
+        Progress on standard output. 1: within each epoch, samples done,
+        samples/s, running loss and time left (one line rewritten in place on a
+        terminal, a plain line every 10 s otherwise), then one line per epoch
+        (loss, samples/s, elapsed). 2: also a line per rehash of the hash tables
+        (Adam step, new hash functions or not, estimated time). The weights are
+        the same at every verbosity.
     warm_start : bool, default=False
         Continue training the fitted network in ``fit`` instead of starting over.
 
@@ -174,7 +179,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         Class labels; for multilabel targets ``np.arange(n_labels)``.
     n_features_in_ : int
     n_iter_ : int
-        Epochs run (by the last ``fit``, plus ``partial_fit`` calls).
+        Epochs run (by the last ``fit``, plus ``partial_fit`` calls). Updated
+        after every epoch while ``fit`` runs, as is ``loss_curve_``: another
+        thread can follow the training (a fit that fails or is interrupted
+        puts back the values it started from).
     loss_curve_ : list of float
         Mean training loss per epoch (sampled softmax cross-entropy).
     label_counts_ : ndarray of shape (n_labels,)
@@ -353,8 +361,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
     @contextmanager
     def _input_attributes_restored_on_error(self):
         """A failed or interrupted fit leaves the estimator as it was: validation
-        (reset=True) sets n_features_in_ before training, so it is restored."""
-        names = ("n_features_in_", "feature_names_in_")
+        (reset=True) sets n_features_in_ before training, and training updates
+        loss_curve_ and n_iter_ after every epoch, so they are restored."""
+        names = ("n_features_in_", "feature_names_in_", "loss_curve_", "n_iter_")
         saved = {name: getattr(self, name) for name in names if hasattr(self, name)}
         try:
             yield
@@ -389,10 +398,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_prediction_data(self, X)
-        n_labels = len(self.classes_)
-        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= n_labels:
-            raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
-        return inference.predict_topk(self, X, k)
+        return inference.predict_topk(self, X, _checked_k(k, len(self.classes_)))
 
     @reads_model
     def predict(self, X):
@@ -415,16 +421,39 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         )
 
     @reads_model
-    def predict_proba(self, X):
-        """Softmax probabilities over all labels, shape (n_samples, n_labels).
+    def predict_proba(self, X, k=None):
+        """Softmax probabilities over all labels: dense, or the top k of each row as CSR.
 
-        Refused with ValueError when the dense result would exceed
-        ``DENSE_OUTPUT_LIMIT_BYTES`` (1 GiB, ``sklearn_slide._memory``): use
-        ``predict_topk`` for large label sets.
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        k : int or None, default=None
+            None: the dense ``(n_samples, n_labels)`` array, refused with
+            ValueError when it would exceed ``DENSE_OUTPUT_LIMIT_BYTES`` (1 GiB,
+            ``sklearn_slide._memory``). An int in ``[1, n_labels]``: a CSR
+            matrix of the same shape storing only the k largest probabilities
+            of each row (exactly k entries per row, ties at the k-th going to
+            the smaller label id), with the same values as the dense result,
+            computed a block of rows at a time: memory ``8 k`` bytes per row
+            plus a block of about 100 MB, whatever ``n_samples``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_labels), float32, or csr_matrix
+            Rows sum to 1 (dense) or to the probability mass of their top k.
+
+        Notes
+        -----
+        Every label is scored, as the softmax needs all logits: ``inference``
+        does not apply (``precision`` does). For rankings alone,
+        ``predict_topk`` is faster and honours ``inference``; its logits order
+        the labels as these probabilities do.
         """
         check_is_fitted(self)
         X = validate_prediction_data(self, X)
-        return inference.predict_proba(self, X)
+        if k is None:
+            return inference.predict_proba(self, X)
+        return inference.predict_top_proba(self, X, _checked_k(k, len(self.classes_)))
 
     def predict_log_proba(self, X):
         """Log of ``predict_proba``."""
@@ -496,6 +525,13 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             state_dict["learning_rate_"] = float(state_dict["learning_rate"])
             state_dict["validation_scores_"] = None
         super().__setstate__(state_dict)
+
+
+def _checked_k(k, n_labels):
+    """``k`` of predict_topk and predict_proba: an int in [1, n_labels]."""
+    if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= n_labels:
+        raise ValueError(f"k must be an integer in [1, {n_labels}], got {k!r}")
+    return int(k)
 
 
 def _constructor_defaults(cls):

@@ -7,11 +7,13 @@ starts, keyed by the weights it was derived from.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import _derived_cache as derived_cache
 from . import _engine as engine
 from . import _label_clusters as label_clusters
 from . import _memory as memory
+from .metrics._ranking import _top_k_chunk
 
 
 def predict_topk(estimator, X, k):
@@ -51,6 +53,44 @@ def predict_proba(estimator, X):
     """Softmax over every label of the rows of canonical CSR X (dense float32)."""
     memory.check_dense_output(X.shape[0], len(estimator.classes_), "predict_proba",
                               bfloat16_copy_bytes(estimator))
+    return _probabilities(estimator, X)
+
+
+# Sparse top-k probabilities score this many (row, label) entries at a time:
+# the dense block and the temporaries of the top-k selection (~24 bytes per
+# entry in all) stay near 100 MB whatever the number of rows.
+PROBA_BLOCK_ENTRIES = 1 << 22
+
+
+def predict_top_proba(estimator, X, k):
+    """CSR (n, n_labels) holding the k largest softmax probabilities of each row.
+
+    The probabilities are those of ``predict_proba`` (every label scored, the
+    softmax over all of them; ``inference`` does not apply), computed a block
+    of rows at a time so that the dense matrix is never whole. Ties at the
+    k-th probability go to the smaller label id. Every row stores exactly k
+    entries, column indices sorted.
+    """
+    n_rows, n_labels = X.shape[0], len(estimator.classes_)
+    block = max(1, PROBA_BLOCK_ENTRIES // n_labels)
+    memory.check_memory("predict_proba", {
+        "top-k probabilities": 8 * n_rows * k + 8 * (n_rows + 1),
+        "row block of probabilities": 24 * min(block, n_rows) * n_labels,
+        **bfloat16_copy_bytes(estimator)})
+    columns = np.empty((n_rows, k), dtype=np.int32)
+    values = np.empty((n_rows, k), dtype=np.float32)
+    for start in range(0, n_rows, block):
+        P = _probabilities(estimator, X[start:start + block])
+        top = np.sort(_top_k_chunk(P, k), axis=1)
+        columns[start:start + block] = top
+        values[start:start + block] = np.take_along_axis(P, top, axis=1)
+    indptr = np.arange(0, n_rows * k + 1, k, dtype=np.int64)
+    result = sp.csr_matrix((values.ravel(), columns.ravel(), indptr), shape=(n_rows, n_labels))
+    result.has_sorted_indices = True
+    return result
+
+
+def _probabilities(estimator, X):
     return engine.predict_scores(
         estimator._network["params"], X, True, engine.effective_n_threads(estimator.n_threads),
         precision=estimator.precision, packed_bf16=_packed_bfloat16(estimator),

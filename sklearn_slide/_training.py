@@ -19,6 +19,7 @@ from . import _engine as engine
 from . import _lr_schedule as lr_schedule
 from . import _memory as memory
 from . import _network_state as network_state
+from ._progress import EpochProgress
 from ._targets import label_counts
 from .metrics import precision_at_k
 
@@ -194,10 +195,11 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
         options.learning_rate = _epoch_learning_rate(estimator, state)
         order = rows[state.rng.permutation(n)] if estimator.shuffle else rows
         epoch_start = time.perf_counter()
+        progress = (EpochProgress(state.n_iter + 1, n, estimator.verbose)
+                    if estimator.verbose else None)
         # Later epochs read tables and row steps the engine itself wrote.
-        stats = engine.train_epoch(network["params"], network["tables"], data,
-                                   order.astype(np.int64), options, network["schedule"],
-                                   check_state=epoch == 0)
+        stats = _train_one_epoch(network, data, order.astype(np.int64), options,
+                                 progress, check_state=epoch == 0)
         loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
         mean_active = stats["active_sum"] / max(stats["n_labelled"], 1)
         problem = divergence(network["params"], loss, mean_active)
@@ -211,15 +213,20 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
             )
         state.loss_curve.append(float(loss))
         state.n_iter += 1
+        # Readable while fit runs (as MLPClassifier's); the estimator's
+        # _input_attributes_restored_on_error puts the old values back if it
+        # fails. loss_curve_ first: a reader of n_iter_ then finds its epochs.
+        estimator.loss_curve_ = list(state.loss_curve)
+        estimator.n_iter_ = state.n_iter
         lowered = False
         if validation is not None:
             score = _validation_p_at_1(estimator, network, validation)
             state.validation_scores.append(score)
             lowered = lr_schedule.after_epoch(state.lr_schedule, score,
                                               int(estimator.n_iter_no_change))
-        if estimator.verbose:
+        if progress is not None:
             elapsed = time.perf_counter() - epoch_start
-            print(
+            progress.finish(
                 f"Epoch {state.n_iter}: loss {loss:.4f}, "
                 f"{n / max(elapsed, 1e-9):,.0f} samples/s, "
                 f"mean active set {mean_active:,.0f}, "
@@ -227,9 +234,61 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
                 + (f", validation P@1 {state.validation_scores[-1]:.4f}"
                    if validation is not None else "")
                 + (f", learning rate now {state.lr_schedule['learning_rate']:g}"
-                   if lowered else ""),
-                flush=True,
+                   if lowered else "")
             )
+
+
+# With progress shown, an epoch runs as several engine calls of about this
+# many seconds each, reporting between them. The engine keeps all training
+# state (Adam step, rehash schedule, per-sample random streams) in the
+# network, and every call but the last covers whole batches, so the weights
+# are bit-identical to those of one call.
+PROGRESS_CALL_SECONDS = 0.25
+_FIRST_CALL_BATCHES = 4
+
+
+def _train_one_epoch(network, data, order, options, progress, check_state):
+    """One epoch over the rows ``order``; the engine's statistics of it.
+
+    Without ``progress``: one engine call. With it: calls of whole batches,
+    sized to take ``PROGRESS_CALL_SECONDS``, each reported to ``progress``;
+    with ``verbose >= 2`` the batch that rehashes the tables runs alone, so
+    that the rebuild can be timed.
+    """
+    def call(rows, check):
+        return engine.train_epoch(network["params"], network["tables"], data, rows, options,
+                                  network["schedule"], check_state=check)
+
+    if progress is None or not len(order):
+        return call(order, check_state)
+    schedule = network["schedule"]
+    batch = int(options.batch_size)
+    totals = None
+    n_batches, batch_seconds, begin = _FIRST_CALL_BATCHES, None, 0
+    while begin < len(order):
+        timing_rehash = False
+        if progress.verbose >= 2 and network["tables"] is not None:
+            before_rehash = int(schedule["next_rehash_step"]) - int(schedule["step"])
+            timing_rehash = before_rehash <= 0
+            n_batches = 1 if timing_rehash else min(n_batches, before_rehash)
+        rows = order[begin:begin + n_batches * batch]
+        start = time.perf_counter()
+        stats = call(rows, check_state and begin == 0)
+        seconds = time.perf_counter() - start
+        totals = stats if totals is None else {key: totals[key] + stats[key] for key in totals}
+        progress.update(stats)
+        rebuild_seconds = None
+        if timing_rehash and batch_seconds is not None:
+            rebuild_seconds = max(seconds - batch_seconds, 0.0)
+        if stats["n_rehashes"]:  # with verbose >= 2, only in a one-batch call
+            progress.rehashed(schedule["n_rehashes"], schedule["step"] - 1,
+                              bool(stats["n_rebuilds"]), schedule["next_rehash_step"],
+                              rebuild_seconds)
+        begin += len(rows)
+        if not timing_rehash:
+            batch_seconds = seconds / -(-len(rows) // batch)
+            n_batches = max(1, int(PROGRESS_CALL_SECONDS / max(batch_seconds, 1e-9)))
+    return totals
 
 
 def refresh_tables(estimator, state):

@@ -88,6 +88,21 @@ def test_predict_xc_format_matches_predict_topk(files, tmp_path):
     np.testing.assert_allclose([[float(s) for _, s in row] for row in pairs], scores, rtol=1e-6)
 
 
+def test_predict_probabilities(files):
+    folder, _ = files
+    result = run(folder, "predict", "model.joblib", "test.txt.gz", "-k", "3", "--probabilities",
+                 "--block-rows", "64")
+    assert result.returncode == 0, result.stderr
+    model = joblib.load(folder / "model.joblib")
+    X_test, _ = load_xc(folder / "test.txt.gz", n_features=800)
+    proba = model.predict_proba(X_test)
+    rows = [[pair.split(":") for pair in line.split()] for line in result.stdout.splitlines()[1:]]
+    labels = np.array([[int(label) for label, _ in row] for row in rows])
+    scores = np.array([[float(score) for _, score in row] for row in rows])
+    np.testing.assert_allclose(scores, np.take_along_axis(proba, labels, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(scores, -np.sort(-proba, axis=1)[:, :3], rtol=1e-6)  # best first
+
+
 def test_predict_text_format_to_stdout_and_gzip(files, tmp_path):
     folder, _ = files
     text = run(folder, "predict", "model.joblib", "test.txt.gz", "-k", "2", "--format", "text")

@@ -85,8 +85,9 @@ def build_parser():
     predict = sub.add_parser(
         "predict", allow_abbrev=False, help="write the top-k labels of each row",
         description="Write the top-k labels and scores (output-layer logits, higher is "
-                    "better) of every row of an XC file, reading, predicting and writing "
-                    "a block of rows at a time. " + _MODEL_TRUST)
+                    "better, or probabilities with --probabilities) of every row of an XC "
+                    "file, reading, predicting and writing a block of rows at a time. "
+                    + _MODEL_TRUST)
     _add_model_and_data(predict, "data to predict on (XC format)")
     predict.add_argument("-k", type=_positive_int, default=5, help="labels per row (default: 5)")
     predict.add_argument("-o", "--output", metavar="OUT",
@@ -96,6 +97,10 @@ def build_parser():
         help="xc: header 'n_rows n_labels', then one line of 'label:score' pairs per row "
              "(XC repository score files); text: one 'row label score' line per "
              "prediction (default: xc)")
+    predict.add_argument(
+        "--probabilities", action="store_true",
+        help="write softmax probabilities (predict_proba(X, k)) instead of logits; this "
+             "scores every label, whatever --inference")
     predict.set_defaults(run=commands.predict)
 
     evaluate = sub.add_parser(

@@ -157,11 +157,21 @@ def predict(args):
     with output_file(args.output) as out:
         writer = PredictionWriter(out, args.format, n_rows, n_labels)
         for X, _ in _blocks(args.test, model, args.block_rows, with_labels=False):
-            writer.write(*model.predict_topk(X, k=args.k))
+            if args.probabilities:
+                writer.write(*_ranked(model.predict_proba(X, k=args.k), args.k))
+            else:
+                writer.write(*model.predict_topk(X, k=args.k))
     if args.output not in (None, "-"):
         seconds = time.perf_counter() - start
         status(f"wrote the top {args.k} labels of {n_rows:,} rows to {args.output} "
                f"({seconds:.1f} s, {n_rows / max(seconds, 1e-9):,.0f} rows/s)")
+
+
+def _ranked(top, k):
+    """(labels, scores) best first of a ``predict_proba(X, k)`` CSR (k entries a row)."""
+    labels, scores = top.indices.reshape(-1, k), top.data.reshape(-1, k)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(labels, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def evaluate_file(model, path, k_values, block_rows):
