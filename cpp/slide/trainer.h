@@ -8,11 +8,11 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 
 #include "slide/csr_view.h"
 #include "slide/hash_tables.h"
 #include "slide/network.h"
+#include "slide/stop_poll.h"
 #include "slide/train_config.h"
 
 namespace slide {
@@ -37,15 +37,10 @@ struct EpochStats {
   int64_t n_rebuilds = 0;
 };
 
-// Called by the calling thread between batches, at most every ~100 ms; returning
-// true stops the epoch with slide::Interrupted after the last complete step.
-using StopCheck = std::function<bool()>;
-
-struct Interrupted {};
-
 // Trains over the rows `order[0..n_order)` of X/Y in batches. `tables` may be
 // null when config.exact. Throws std::runtime_error (before applying the step)
-// when a batch's loss is not finite.
+// when a batch's loss is not finite, and Interrupted after the step in which
+// `should_stop` (polled between batches, StopPoll) said stop.
 EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
                        const LabelMatrix& Y, const int64_t* order, int64_t n_order,
                        const TrainConfig& config, TrainSchedule& schedule,
