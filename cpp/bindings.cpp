@@ -573,9 +573,9 @@ PYBIND11_MODULE(_slide_core, m) {
           const slide::HashTables tables = tables_from(q["tables"], net.n_labels(), false, true);
           const py::array fallback = q["fallback"];
           slide::LshQuery query;
-          query.hash_kind = slide::parse_hash_kind(q["hash_family"].cast<std::string>());
-          query.codes_per_table = q["hash_bits"].cast<int>();
-          check_hash_shape(net.last_hidden_size(), query.codes_per_table, tables.n_tables);
+          query.hash_family = slide::parse_hash_kind(q["hash_family"].cast<std::string>());
+          query.hash_bits = q["hash_bits"].cast<int>();
+          check_hash_shape(net.last_hidden_size(), query.hash_bits, tables.n_tables);
           query.hash_seed = q["hash_seed"].cast<uint64_t>();
           query.max_candidates = std::max<int64_t>(q["max_candidates"].cast<int64_t>(), k);
           query.fallback = buffer<int32_t>(fallback, "fallback", false);

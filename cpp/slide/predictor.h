@@ -1,7 +1,9 @@
-// Inference: exact (every output neuron scored, blocked kernel, top-k per row),
-// LSH (only the neurons retrieved from the tables scored), clustered (only the
-// neurons of the best-scoring label clusters scored), and dense scores.
-// All deterministic per row: a row's result does not depend on the other rows.
+// Inference: exact (every output neuron scored, blocked kernel, top-k per row;
+// predict_exact.cpp), LSH (only the neurons retrieved from the tables scored;
+// predict_lsh.cpp), clustered (only the neurons of the best-scoring label
+// clusters scored; predict_clusters.cpp), and dense scores (predict_exact.cpp).
+// All score through output_scorer.h and are deterministic per row: a row's
+// result does not depend on the other rows.
 #pragma once
 
 #include <cstdint>
@@ -10,29 +12,10 @@
 #include "slide/hash_family.h"
 #include "slide/hash_tables.h"
 #include "slide/network.h"
-#include "slide/trainer.h"
+#include "slide/output_scorer.h"
+#include "slide/stop_poll.h"
 
 namespace slide {
-
-// Arithmetic of the output layer's scores: float32, or rows and weights rounded
-// to bfloat16 with float32 sums (Kernels::score_block_bf16). Hidden layers are
-// always float32.
-enum class Precision { kFloat32, kBfloat16 };
-
-struct OutputScoring {
-  Precision precision = Precision::kFloat32;
-  // Optional, bfloat16 only: the output layer as packed by pack_output_bf16, so
-  // that exact scoring does not pack it again for every call. Ignored by kernel
-  // sets without native bfloat16 (and by clustered / LSH scoring, which gather).
-  const uint32_t* packed_bf16 = nullptr;
-};
-
-// Words of the packed output layer for the kernels in use; 0 when they have no
-// native bfloat16 (nothing to pack).
-int64_t packed_output_bf16_words(const Network& net);
-// packed: packed_output_bf16_words(net) words. Returns false (and writes
-// nothing) when the kernels in use have no native bfloat16.
-bool pack_output_bf16(const Network& net, uint32_t* packed, int n_threads);
 
 struct TopKOutput {
   int32_t* labels;  // n_rows x k, best first, -1 where fewer than k labels exist
@@ -45,8 +28,8 @@ void predict_topk_exact(const Network& net, const FeatureMatrix& X, TopKOutput o
                         const StopCheck& should_stop);
 
 struct LshQuery {
-  HashKind hash_kind;
-  int codes_per_table;
+  HashKind hash_family;
+  int hash_bits;  // codes per table (K)
   uint64_t hash_seed;
   int64_t max_candidates;
   const int32_t* fallback;  // labels scored when too few are retrieved (most frequent first)
