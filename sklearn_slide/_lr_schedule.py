@@ -4,7 +4,7 @@ held-out training rows stops improving.
 Why held-out rows: on XMC data the (sampled) training loss keeps falling long
 after test P@1 has flattened (generated 100k labels: 8.9 -> 1.1 over 12
 epochs, P@1 flat from epoch 6), so it cannot time the decay; and decaying
-before the plateau costs as much as it gains after it (BENCHMARKS.md, section 6).
+before the plateau costs as much as it gains after it (benchmarks/NOTES.md).
 """
 
 import numpy as np
