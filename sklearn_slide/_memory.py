@@ -24,15 +24,18 @@ def network_bytes(n_features, hidden_layer_sizes, n_labels):
 
 
 def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
-                           n_threads, batch_size, max_active, n_samples=None):
+                           n_threads, batch_size, max_active, n_samples=None, bucket_size=128,
+                           min_active=512):
     """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
 
     Gradients are never stored per parameter: a batch's contributions are kept
     per sample, then grouped by row (cpp/slide/row_groups.h: per thread a 4-byte
     cursor per input and output row; ~40 bytes per contribution of the batch's
-    output neurons). Per thread an active-set sampler (6 bytes per label) and the dense
-    gradients of the hidden layers, and the bucket arrays of a table rebuild
-    (``n_tables=0``: exact training, no tables).
+    output neurons). Per thread an active-set sampler (cpp/slide/id_set.h: ~64
+    bytes per id it meets in a sample, at most the union of the sample's buckets
+    and its negatives), the dense gradients of the hidden layers, and the
+    counting-sort arrays of a table rebuild (``n_tables=0``: exact training, no
+    tables; the neurons' buckets are written into the tables' own id arrays).
     """
     sizes = [n_features, *hidden_layer_sizes, n_labels]
     active = n_labels if not n_tables else min(n_labels, max_active)
@@ -40,17 +43,13 @@ def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, t
     batch = batch_size if n_samples is None else min(batch_size, max(n_samples, 1))
     groups = 4 * (n_features + n_labels) * n_threads + 40 * batch * active
     hidden_dense = sum(a * b + b for a, b in zip(sizes[1:-2], sizes[2:-1])) + sizes[1]
-    per_thread = 6 * n_labels + 8 * hidden_dense + 4 * sum(hidden_layer_sizes) * 3
+    met = min(n_labels, n_tables * bucket_size + max(min_active, max_active))
+    sampler = 12 * 4096 + 64 * met
+    per_thread = sampler + 8 * hidden_dense + 4 * sum(hidden_layer_sizes) * 3
     rebuild = 0
     if n_tables:
-        rebuild = 4 * n_labels * n_tables + n_threads * 4 * (2**table_bits + 1 + n_labels)
+        rebuild = n_threads * 4 * (2 * (2**table_bits + 1) + 2 * n_labels)
     return groups + n_threads * per_thread + rebuild
-
-
-def init_peak_bytes(n_features, hidden_layer_sizes, n_labels):
-    """Temporary float64 draws of the largest weight matrix during ``init_params``."""
-    sizes = [n_features, *hidden_layer_sizes, n_labels]
-    return 8 * max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 MEMORY_LIMIT_ENV = "SKLEARN_SLIDE_MEMORY_LIMIT"
@@ -159,16 +158,18 @@ def check_dense_output(n_rows, n_labels, method, also_needed=None):
 
 
 def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, table_bits,
-                          n_threads, batch_size, max_active, new_model):
+                          n_threads, batch_size, max_active, new_model, bucket_size=128,
+                          min_active=512):
     """``check_memory`` of a training call; ``new_model``: the network and its
     tables are allocated too. ``n_tables`` 0: exact training (no tables)."""
     parts = {}
     if new_model:
+        # init_params draws float32 in place: no temporary beyond the network.
         parts["network"] = network_bytes(n_features, hidden, n_labels)
         parts["hash tables"] = table_bytes(n_tables, table_bits, n_labels) if n_tables else 0
-        parts["initialisation"] = init_peak_bytes(n_features, hidden, n_labels)
     parts["training buffers"] = training_scratch_bytes(
         n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads,
         batch_size=batch_size, max_active=max_active, n_samples=n_samples,
+        bucket_size=bucket_size, min_active=min_active,
     )
     check_memory("training", parts)

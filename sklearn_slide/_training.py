@@ -104,7 +104,8 @@ def check_training_memory(estimator, X, hidden, n_labels, table_bits, new_model)
         X.shape[0], X.shape[1], hidden, n_labels,
         0 if table_bits is None else int(estimator.n_tables), table_bits,
         engine.effective_n_threads(estimator.n_threads), int(estimator.batch_size),
-        int(estimator.max_active), new_model,
+        int(estimator.max_active), new_model, bucket_size=int(estimator.bucket_size),
+        min_active=int(estimator.min_active),
     )
 
 

@@ -233,12 +233,13 @@ def test_loss_matches_numpy_at_initialisation():
     assert stats["loss_sum"] == pytest.approx(expected, rel=1e-5)
 
 
+# 3,000 negatives: more members than the sampler's set starts with (it grows).
+@pytest.mark.parametrize("n_labels,m", [(40, 7), (5000, 3000)])
 @pytest.mark.parametrize("logq_correction", [False, True])
-def test_sampled_loss_with_random_negatives_matches_numpy(logq_correction):
+def test_sampled_loss_with_random_negatives_matches_numpy(logq_correction, n_labels, m):
     # One sample, max_active = 1 (its true label: no bucket candidates), so the
     # active set is the label plus m uniform negatives; the engine marks every
     # row it touched with the step, which tells the reference which were drawn.
-    n_labels, m = 40, 7
     rng = np.random.RandomState(2)
     params = state.init_params(10, (4,), n_labels, rng)
     initial = {k: np.array(v, copy=True) for k, v in params.items()}

@@ -6,24 +6,19 @@
 
 namespace slide {
 
-ActiveSetSampler::ActiveSetSampler(int64_t n_neurons)
-    : n_neurons_(n_neurons), stamp_(n_neurons, 0), hits_(n_neurons, 0) {}
+ActiveSetSampler::ActiveSetSampler(int64_t n_neurons) : n_neurons_(n_neurons) {}
 
 void ActiveSetSampler::start_sample() {
-  if (++epoch_ == 0) {  // wrapped around: old stamps could collide
-    std::fill(stamp_.begin(), stamp_.end(), 0u);
-    epoch_ = 1;
-  }
+  members_.clear();
   ids_.clear();
   candidates_.clear();
+  hits_.clear();
   n_true_ = 0;
 }
 
 bool ActiveSetSampler::insert(int32_t id) {
   SLIDE_ASSERT_INDEX(id, n_neurons_);
-  if (stamp_[id] == epoch_) return false;
-  stamp_[id] = epoch_;
-  return true;
+  return members_.insert(id, -1);
 }
 
 void ActiveSetSampler::add_bucket_candidates(const HashTables& tables, const uint32_t* buckets,
@@ -34,12 +29,13 @@ void ActiveSetSampler::add_bucket_candidates(const HashTables& tables, const uin
     for (const int32_t* p = range.first; p != range.second; ++p) {
       const int32_t id = *p;
       SLIDE_ASSERT_INDEX(id, n_neurons_);
-      if (stamp_[id] != epoch_) {
-        stamp_[id] = epoch_;
-        hits_[id] = 1;
+      const int32_t* candidate =
+          members_.find_or_insert(id, static_cast<int32_t>(candidates_.size()));
+      if (!candidate) {
         candidates_.push_back(id);
-      } else if (hits_[id] < UINT16_MAX) {
-        ++hits_[id];  // true labels are counted too, harmlessly
+        hits_.push_back(1);
+      } else if (*candidate >= 0) {
+        ++hits_[*candidate];  // at most n_tables
       }
     }
   }
@@ -50,13 +46,13 @@ void ActiveSetSampler::add_bucket_candidates(const HashTables& tables, const uin
   }
   // Too many: keep the candidates found in most tables (counting sort by hits,
   // stable, so ties keep retrieval order and the result is deterministic).
-  int max_hits = 0;
-  for (int32_t id : candidates_) max_hits = std::max<int>(max_hits, hits_[id]);
+  const size_t n = candidates_.size();
+  const int max_hits = *std::max_element(hits_.begin(), hits_.end());
   std::vector<int64_t> count(max_hits + 2, 0);
-  for (int32_t id : candidates_) ++count[max_hits - hits_[id] + 1];
+  for (size_t j = 0; j < n; ++j) ++count[max_hits - hits_[j] + 1];
   for (int h = 0; h <= max_hits; ++h) count[h + 1] += count[h];
-  by_hits_.resize(candidates_.size());
-  for (int32_t id : candidates_) by_hits_[count[max_hits - hits_[id]]++] = id;
+  by_hits_.resize(n);
+  for (size_t j = 0; j < n; ++j) by_hits_[count[max_hits - hits_[j]]++] = candidates_[j];
   ids_.insert(ids_.end(), by_hits_.begin(), by_hits_.begin() + budget);
 }
 
@@ -69,8 +65,17 @@ void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_label
   n_true_ = static_cast<int64_t>(ids_.size());
 
   if (exact || limits.min_active >= n_neurons_) {
-    for (int32_t id = 0; id < n_neurons_; ++id)
-      if (stamp_[id] != epoch_) ids_.push_back(id);
+    // Every other neuron in id order: a merge past the sorted true labels.
+    true_sorted_.assign(ids_.begin(), ids_.end());
+    std::sort(true_sorted_.begin(), true_sorted_.end());
+    size_t next_true = 0;
+    for (int32_t id = 0; id < n_neurons_; ++id) {
+      if (next_true < true_sorted_.size() && true_sorted_[next_true] == id) {
+        ++next_true;
+        continue;
+      }
+      ids_.push_back(id);
+    }
     first_random_ = static_cast<int64_t>(ids_.size());  // every neuron, none drawn
     random_pool_ = 0;
     return;
@@ -99,11 +104,8 @@ void ActiveSetSampler::build_for_inference(const HashTables& tables, const uint3
   for (int64_t i = 0; i < n_fallback && static_cast<int64_t>(ids_.size()) < at_least; ++i) {
     const int32_t id = fallback[i];
     // Only reached when every candidate was kept (callers ensure max_active >=
-    // at_least), so a stamp means "already in the set".
-    if (stamp_[id] != epoch_) {
-      stamp_[id] = epoch_;
-      ids_.push_back(id);
-    }
+    // at_least), so a member is already in the set.
+    if (insert(id)) ids_.push_back(id);
   }
 }
 
