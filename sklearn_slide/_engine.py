@@ -42,10 +42,18 @@ HASH_FAMILIES = tuple(_core.HASH_FAMILIES)
 def effective_n_threads(n_threads=None):
     """The threads the engine runs with for ``SlideClassifier(n_threads=...)``.
 
-    ``None`` means OpenMP's thread count now (honours OMP_NUM_THREADS,
-    threadpoolctl and joblib worker limits): what ``fit`` and the predictions
-    of a model with ``n_threads=None`` use, in the process that calls this.
-    A positive int is used as is.
+    Parameters
+    ----------
+    n_threads : int or None, default=None
+        ``None`` means OpenMP's thread count now (honours OMP_NUM_THREADS,
+        threadpoolctl and joblib worker limits): what ``fit`` and the
+        predictions of a model with ``n_threads=None`` use, in the process
+        that calls this. A positive int is used as is.
+
+    Returns
+    -------
+    int
+        The number of threads.
     """
     if n_threads is None:
         return max(1, int(_core.omp_max_threads()))
