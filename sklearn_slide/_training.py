@@ -70,6 +70,14 @@ class FitState:
 
 def new_fit_state(estimator, X, y, kind, classes):
     """Fresh network, tables and schedule for this data (nothing assigned to the estimator)."""
+    return new_fit_state_of_shape(estimator, X.shape, kind, classes, sparse_output=sp.issparse(y),
+                                  y_dtype=np.asarray(y.data if sp.issparse(y) else y).dtype)
+
+
+def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dtype):
+    """``new_fit_state`` for training data of ``shape`` (rows, features) that is not
+    in this process (``sklearn_slide.dask.fit_distributed``); ``sparse_output`` and
+    ``y_dtype`` describe the targets."""
     hidden = config.hidden_sizes(estimator.hidden_layer_sizes)
     rng = check_random_state(estimator.random_state)
     n_labels = len(classes)
@@ -77,9 +85,9 @@ def new_fit_state(estimator, X, y, kind, classes):
     bits = None
     if family is not None:
         bits = network_state.table_bits_for(family, estimator.hash_bits, n_labels, hidden[-1])
-    check_training_memory(estimator, X, hidden, n_labels, bits, new_model=True)
+    check_training_memory(estimator, shape, hidden, n_labels, bits, new_model=True)
     network = network_state.new_network(
-        X.shape[1], hidden, n_labels, family, estimator.hash_bits, estimator.n_tables, bits,
+        shape[1], hidden, n_labels, family, estimator.hash_bits, estimator.n_tables, bits,
         estimator.rehash_interval, rng,
     )
     return FitState(
@@ -87,8 +95,8 @@ def new_fit_state(estimator, X, y, kind, classes):
         rng=rng,
         classes=classes,
         target_kind=kind,
-        sparse_output=sp.issparse(y),
-        y_dtype=np.asarray(y.data if sp.issparse(y) else y).dtype,
+        sparse_output=sparse_output,
+        y_dtype=y_dtype,
         label_counts=np.zeros(n_labels, dtype=np.int64),
         n_samples_seen=0,
         n_iter=0,
@@ -99,9 +107,11 @@ def new_fit_state(estimator, X, y, kind, classes):
     )
 
 
-def check_training_memory(estimator, X, hidden, n_labels, table_bits, new_model):
+def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_model):
+    """MemoryError before training on data of ``shape`` (rows, features) if the
+    budget is too small."""
     memory.check_training_memory(
-        X.shape[0], X.shape[1], hidden, n_labels,
+        shape[0], shape[1], hidden, n_labels,
         0 if table_bits is None else int(estimator.n_tables), table_bits,
         engine.effective_n_threads(estimator.n_threads), int(estimator.batch_size),
         int(estimator.max_active), new_model, bucket_size=int(estimator.bucket_size),
@@ -168,6 +178,29 @@ def _validation_p_at_1(estimator, network, validation):
     return precision_at_k(Y_val, top1, k=1)
 
 
+def count_training_rows(state, n_rows, counts, n_label_entries):
+    """Record that a fit trains on ``n_rows`` more rows, whose labels occur
+    ``counts`` times (per label), ``n_label_entries`` in all."""
+    seen_before = state.n_samples_seen
+    state.label_counts = state.label_counts + counts
+    state.n_samples_seen = seen_before + n_rows
+    total_labels = state.mean_labels * seen_before + n_label_entries
+    state.mean_labels = total_labels / state.n_samples_seen
+
+
+def check_divergence(state, loss, mean_active, learning_rate, first_call):
+    """RuntimeError naming the remedy when the epoch that ends now diverged."""
+    problem = divergence(state.network["params"], loss, mean_active)
+    if problem:
+        raise RuntimeError(
+            f"training diverged in epoch {state.n_iter + 1}: {problem}. Lower "
+            f"learning_rate (now {learning_rate:g}) or scale the features "
+            "(e.g. unit-norm rows). "
+            + ("The estimator is unchanged." if first_call else
+               "The network's weights were changed by the failed epoch: refit it.")
+        )
+
+
 def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=None):
     """Train n_epochs over the rows `rows` of (X, Y) (None: all of them),
     measuring P@1 on `validation` (X_val, Y_val) after each epoch if given."""
@@ -176,19 +209,16 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
     n_labels = len(state.classes)
     if not first_call:  # the model exists: only the engine's buffers are new
         tables = network["tables"]
-        check_training_memory(estimator, X, network["params"]["layer_sizes"][1:-1], n_labels,
-                              None if tables is None else tables["table_bits"], new_model=False)
+        check_training_memory(estimator, X.shape, network["params"]["layer_sizes"][1:-1],
+                              n_labels, None if tables is None else tables["table_bits"],
+                              new_model=False)
     options = train_config(estimator, network)
     data = engine.training_data(X, Y)  # checked once; every epoch reuses it
     if rows is None:
         rows = np.arange(X.shape[0])
     Y_trained = Y[rows]
     n = len(rows)
-    seen_before = state.n_samples_seen
-    state.label_counts = state.label_counts + label_counts(Y_trained)
-    state.n_samples_seen = seen_before + n
-    total_labels = state.mean_labels * seen_before + Y_trained.nnz
-    state.mean_labels = total_labels / state.n_samples_seen
+    count_training_rows(state, n, label_counts(Y_trained), Y_trained.nnz)
     start = time.perf_counter()
     if validation is not None and state.validation_scores is None:
         state.validation_scores = []
@@ -203,15 +233,7 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
                                  progress, check_state=epoch == 0)
         loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
         mean_active = stats["active_sum"] / max(stats["n_labelled"], 1)
-        problem = divergence(network["params"], loss, mean_active)
-        if problem:
-            raise RuntimeError(
-                f"training diverged in epoch {state.n_iter + 1}: {problem}. Lower "
-                f"learning_rate (now {options.learning_rate:g}) or scale the features "
-                "(e.g. unit-norm rows). "
-                + ("The estimator is unchanged." if first_call else
-                   "The network's weights were changed by the failed epoch: refit it.")
-            )
+        check_divergence(state, loss, mean_active, options.learning_rate, first_call)
         state.loss_curve.append(float(loss))
         state.n_iter += 1
         # Readable while fit runs (as MLPClassifier's); the estimator's
