@@ -1,5 +1,5 @@
-"""Scale out with Dask: hyper-parameter search, top-k prediction and streaming
-training on a ``distributed`` cluster.
+"""Scale out with Dask: hyper-parameter search, top-k prediction, streaming
+training and data-parallel training on a ``distributed`` cluster.
 
 Needs the ``dask`` extra (``pip install "sklearn-slide[dask]"``, which brings
 ``dask[distributed]``); ``import sklearn_slide`` never imports this module.
@@ -14,6 +14,9 @@ Needs the ``dask`` extra (``pip install "sklearn-slide[dask]"``, which brings
   a chain of ``partial_fit`` calls, one per row block, with blocks loaded on the
   workers a few steps ahead. The chain is sequential: one model's training
   (threads sharing its weights) stays on one machine at a time.
+- :func:`fit_distributed` trains one model on every worker at once (data
+  parallel): each worker trains a replica on its rows, and the replicas'
+  changes are merged every ``sync_every`` batches or once per epoch.
 - :func:`cluster_threads` reports, per worker, the cores it sees, what
   ``n_threads=None`` resolves to there and the thread counts these helpers use.
 
@@ -49,7 +52,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'pip install "sklearn-slide[dask]" (or "dask[distributed]")'
     ) from exc
 
-__all__ = ["cluster_threads", "partial_fit_stream", "predict_topk", "search_on_cluster"]
+__all__ = ["cluster_threads", "fit_distributed", "partial_fit_stream", "predict_topk",
+           "search_on_cluster"]
 
 # Rows per block when predict_topk splits one in-memory matrix.
 DEFAULT_BLOCK_ROWS = 10_000
@@ -715,3 +719,7 @@ def _finish(step):
     distributed.wait(step)
     if step.status == "error":
         step.result()  # raises the task's exception
+
+
+# Data-parallel training of one model (its own module: the replicas, the rounds, the faults).
+from ._dask_fit import DEFAULT_COMBINE, DEFAULT_SYNC_EVERY, fit_distributed  # noqa: E402
