@@ -443,5 +443,5 @@ def test_example_runs_on_this_cluster(client):
         check=False, capture_output=True, text=True, timeout=300, cwd=EXAMPLE.parent,
     )
     assert result.returncode == 0, result.stderr
-    for line in ("grid search", "predict_topk", "partial_fit_stream"):
+    for line in ("grid search", "predict_topk", "partial_fit_stream", "fit_distributed"):
         assert line in result.stdout
