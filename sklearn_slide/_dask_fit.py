@@ -38,7 +38,7 @@ from ._replica import Replica, describe_block
 
 # Defaults of fit_distributed (docs/dask.md, "Training one model on the cluster").
 DEFAULT_SYNC_EVERY = None
-DEFAULT_COMBINE = "sum"
+DEFAULT_COMBINE = "sqrt_sum"
 
 # Seconds between checks that the workers of unfinished round tasks are alive.
 POLL_SECONDS = 0.5
@@ -443,11 +443,14 @@ def fit_distributed(model, X, y, *, client=None, classes=None, sync_every=DEFAUL
         engine's growing rehash interval makes a few rounds per epoch). Fewer
         steps send more bytes per epoch; on the measured problems they did not
         learn more per epoch (docs/dask.md).
-    combine : {"sum", "average", "touched_average"}, default="sum"
+    combine : {"sqrt_sum", "sum", "average", "touched_average"}, default="sqrt_sum"
         How the replicas' changes of a round become one model (see
-        ``docs/dask.md``): "sum" adds their weight changes (their moments are
-        averaged), "average" averages weights and moments over all replicas
-        (local SGD), "touched_average" over the replicas that changed each row.
+        ``docs/dask.md``): "sqrt_sum" adds their weight changes divided by the
+        square root of the number of replicas that changed the row, "sum"
+        adds them (diverged with 4 replicas), "average" averages weights over
+        all replicas (local SGD), "touched_average" over the replicas that
+        changed each row; the Adam moments are averaged over the replicas that
+        changed the row ("average": over all).
     n_replicas : int, default=None
         Replicas (None: one per worker). The result depends on the replicas
         and the blocks, not on the workers: with ``n_replicas`` given it is the

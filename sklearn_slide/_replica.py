@@ -116,7 +116,8 @@ class Replica:
         config = engine.training_config(
             **dict(plan["options"], n_threads=engine.effective_n_threads(self.n_threads)))
         rehash_first = schedule["step"] >= schedule["next_rehash_step"]
-        if tables is not None and not rehash_first and self.tables_version != schedule["n_rehashes"]:
+        stale = self.tables_version != schedule["n_rehashes"]
+        if tables is not None and not rehash_first and stale:
             # Tables older than the master's schedule (a new replica, or one that
             # had no rows in the round that rehashed): build them as that rehash
             # did (same hash functions and bucket seed) from the weights now.
