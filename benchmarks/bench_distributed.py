@@ -17,8 +17,9 @@ Every run stops after the epoch that reaches ``--target`` (P@1) or after
 
     python benchmarks/bench_distributed.py --parts simulate --rules average sum touched_average
     python benchmarks/bench_distributed.py --parts simulate --rules sum --sync-every 10 50 200 0
-    python benchmarks/bench_distributed.py --parts simulate --rules sum --replicas 4 8
-    python benchmarks/bench_distributed.py --parts local dask
+    python benchmarks/bench_distributed.py --parts simulate --rules sqrt_sum sum average \\
+        --sync-every 0 --replicas 2 4
+    python benchmarks/bench_distributed.py --parts local dask --sync-every 0
     python benchmarks/bench_distributed.py --report-only
 
 ``--sync-every 0`` means None (once per epoch, and at the table rehashes).
@@ -324,7 +325,8 @@ def _extrapolation(local, run):
         "replica_per_round` (training, in parallel) `+ rounds * K * GB_per_replica_round * "
         "(client_s_per_GB + 1 / link)` (synchronisation, through the client). Same model "
         "size as measured (the message is ~the whole model once a round touches every row); "
-        "the same learning per epoch is assumed, which was measured for K = 2 only.\n",
+        "the learning per epoch is not modelled (measured: K = 2 on the cluster, K = 4 "
+        "simulated).\n",
     ]
     rows = []
     for n_rows in (m["epoch_rows"], 1.7e6, 1e8):
@@ -372,7 +374,7 @@ def main():
     parser.add_argument("--target", type=float, default=0.70, help="stop at this test P@1")
     parser.add_argument("--test-rows", type=int, default=None,
                         help="measure P@1 on the first N test rows (default: all)")
-    parser.add_argument("--rules", nargs="+", default=["sum"])
+    parser.add_argument("--rules", nargs="+", default=["sqrt_sum"])
     parser.add_argument("--sync-every", nargs="+", type=int, default=[50])
     parser.add_argument("--replicas", nargs="+", type=int, default=[2],
                         help="replicas of the simulate part")
