@@ -74,6 +74,15 @@ def check_same_target_kind(kind, fitted_kind):
         raise ValueError(f"y is {kind} but the model was fitted on {fitted_kind} targets")
 
 
+def class_positions(y, classes):
+    """The position in ``classes`` (any order, no repeats) of each value of 1-D
+    ``y``: its label id; ``len(classes)`` for a value not in ``classes``."""
+    classes = np.asarray(classes)
+    sorter = np.argsort(classes, kind="stable")
+    found = sorter[np.minimum(np.searchsorted(classes, y, sorter=sorter), classes.size - 1)]
+    return np.where(classes[found] == y, found, classes.size)
+
+
 def label_lists(y, kind, classes):
     """CSR (n, n_labels) float32 pattern of the true labels of each row.
 
@@ -82,16 +91,15 @@ def label_lists(y, kind, classes):
     n_labels = len(classes)
     if kind == TargetKind.MULTICLASS:
         y = np.asarray(y)
-        ids = np.searchsorted(classes, y)
-        ids_clipped = np.minimum(ids, n_labels - 1)
-        unknown = classes[ids_clipped] != y
+        ids = class_positions(y, classes)
+        unknown = ids == n_labels
         if np.any(unknown):
             raise ValueError(
                 f"y contains labels not in classes: {np.unique(y[unknown])[:10].tolist()}"
             )
         n = y.shape[0]
         return sp.csr_matrix(
-            (np.ones(n, dtype=np.float32), ids_clipped.astype(np.int32), np.arange(n + 1)),
+            (np.ones(n, dtype=np.float32), ids.astype(np.int32), np.arange(n + 1)),
             shape=(n, n_labels),
         )
     Y = sp.csr_matrix(y) if not sp.issparse(y) else y.tocsr()

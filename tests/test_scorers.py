@@ -217,6 +217,17 @@ def test_scorer_with_multiclass_targets():
     assert xmc_scorer(k_values=(1, 2))(est, X, y_test[:, None]) == scores
 
 
+def test_class_positions_follow_classes_in_any_order():
+    # The scorers take classes_ of any estimator, which need not be sorted; the
+    # estimator's label_lists uses the same mapping on its sorted classes_.
+    from sklearn_slide._targets import class_positions
+
+    classes = np.array(["c", "a", "b"])
+    y = np.array(["a", "z", "c", "b", "a"])
+    np.testing.assert_array_equal(class_positions(y, classes), [1, 3, 0, 2, 1])
+    np.testing.assert_array_equal(class_positions(np.array([5, 1]), np.array([1, 5, 9])), [1, 0])
+
+
 def test_scorer_in_grid_search_with_sparse_y(data):
     X, Y = data
     search = GridSearchCV(

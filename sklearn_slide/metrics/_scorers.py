@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 
+from .._targets import class_positions
 from ._ranking import (
     _as_indicator,
     _check_bool,
@@ -133,11 +134,9 @@ def _true_indicator(final, y):
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D class labels or a 2-D indicator, got shape {y.shape}")
     classes = np.asarray(final.classes_)
-    # Multiclass: the true label of a row is the position of y in classes_.
-    sorter = np.argsort(classes, kind="stable")
-    pos = np.minimum(np.searchsorted(classes, y, sorter=sorter), classes.size - 1)
-    column = sorter[pos]
-    column = np.where(classes[column] == y, column, classes.size)
+    # Multiclass: the true label of a row is the position of y in classes_
+    # (the extra column classes.size for a class the estimator never saw).
+    column = class_positions(y, classes)
     n = y.shape[0]
     Y = sp.csr_matrix(
         (np.ones(n, dtype=np.int8), column, np.arange(n + 1)), shape=(n, classes.size + 1)
