@@ -69,7 +69,8 @@ def build_parser():
         "train", allow_abbrev=False, help="fit a model on an XC file and save it",
         description="Fit SlideClassifier on an XC-format file and save the model. Every "
                     "constructor parameter is an option; those not given keep their "
-                    "defaults, except --verbose, 1 here (one line per epoch).")
+                    "defaults, except --verbose, 1 here (progress within each epoch and a "
+                    "line per epoch).")
     train.add_argument("train", metavar="TRAIN", help="training data (XC format)")
     train.add_argument("-o", "--output", required=True, metavar="MODEL",
                        help="file to save the fitted model to")
