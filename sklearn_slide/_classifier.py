@@ -31,8 +31,9 @@ from . import _training as training
 from ._compat import _fit_context
 from ._input import check_sparse_structure, validate_prediction_data, validate_training_data
 from ._model_lock import reads_model, trains_model
-from ._targets import (TargetKind, check_same_target_kind, classes_for_partial_fit,
-                       classes_of, label_lists, target_kind, topk_to_indicator)
+from ._targets import (TargetKind, check_indicator_values, check_same_classes,
+                       check_same_target_kind, classes_for_partial_fit, classes_of, label_lists,
+                       target_kind, topk_to_indicator)
 from .metrics._ranking import _Ranking
 
 
@@ -354,8 +355,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             state = training.new_fit_state(self, X, y, kind, classes)
         else:
             check_same_target_kind(kind, self._target_kind)
-            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
-                raise ValueError("classes differs from the classes of the first partial_fit call")
+            check_same_classes(classes, kind, self.classes_)
             Y = label_lists(y, kind, self.classes_)
             state = training.FitState.of(self)
         training.train(self, state, X, Y, 1, first_call=first_call)
@@ -480,6 +480,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             hits = self.classes_[labels[:, 0]] == y
         else:
             check_sparse_structure(y, "y")
+            check_indicator_values(y)
             shape = y.shape if sp.issparse(y) else np.shape(np.atleast_2d(y))
             if shape != (n, len(self.classes_)):
                 raise ValueError(

@@ -25,11 +25,31 @@ def target_kind(y):
     if kind in ("binary", "multiclass"):
         return TargetKind.MULTICLASS
     if kind == "multilabel-indicator":
+        check_indicator_values(y)
         return TargetKind.MULTILABEL
     raise ValueError(
         f"Unknown label type: {kind!r}. SlideClassifier takes 1-D class labels "
         "(binary or multiclass) or a multilabel indicator matrix (dense or CSR) of 0/1."
     )
+
+
+def check_indicator_values(y, name="y"):
+    """ValueError unless the multilabel indicator ``y`` holds only 0 and 1.
+
+    scikit-learn calls any two-valued 2-D y a multilabel indicator, but reads
+    it as {0, 1}; a {-1, +1} indicator would otherwise train as if every label
+    were relevant on every row, and score 1.0.
+    """
+    values = y.tocsr().data if sp.issparse(y) else np.asarray(y)
+    if values.dtype.kind == "b":
+        return
+    other = ~((values == 0) | (values == 1))
+    if np.any(other):
+        raise ValueError(
+            f"{name} is a multilabel indicator with values other than 0 and 1 (e.g. "
+            f"{values[other].flat[0].item()!r}); scikit-learn's multilabel indicator is {{0, 1}}: "
+            f"map it first, e.g. {name} = ({name} > 0).astype(int)"
+        )
 
 
 def classes_of(y, kind):
@@ -55,17 +75,39 @@ def classes_for_partial_fit(y, kind, classes):
             raise ValueError(
                 "classes must be passed on the first call to partial_fit with 1-D y"
             )
-        classes = np.unique(np.asarray(classes))
+        classes = _as_model_classes(classes, kind)
     else:
         n_labels = y.shape[1]
-        if classes is not None and len(classes) != n_labels:
+        classes = np.arange(n_labels) if classes is None else _as_model_classes(classes, kind)
+        if len(classes) != n_labels:
             raise ValueError(
                 f"classes has {len(classes)} entries but y has {n_labels} label columns"
             )
-        classes = np.arange(n_labels) if classes is None else np.asarray(classes)
     if len(classes) < 2:
         raise ValueError("SlideClassifier needs at least 2 classes (labels)")
     return classes
+
+
+def _as_model_classes(classes, kind):
+    """``classes`` as a model stores them: sorted and unique for 1-D y (as
+    ``np.unique(y)`` in fit), one name per column, in order, for an indicator."""
+    classes = np.asarray(classes)
+    if classes.ndim != 1:
+        raise ValueError(f"classes must be a 1-D array-like, got shape {classes.shape}")
+    return np.unique(classes) if kind == TargetKind.MULTICLASS else classes
+
+
+def check_same_classes(classes, kind, fitted_classes):
+    """ValueError when a later ``partial_fit`` passes other classes than the first
+    (in any order and with repeats for 1-D y, as the first call took them)."""
+    if classes is None:
+        return
+    classes = _as_model_classes(classes, kind)
+    if not np.array_equal(classes, fitted_classes):
+        raise ValueError(
+            f"classes {classes[:10].tolist()} differ from the classes of the first "
+            f"partial_fit call {fitted_classes[:10].tolist()}"
+        )
 
 
 def check_same_target_kind(kind, fitted_kind):

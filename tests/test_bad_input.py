@@ -508,7 +508,7 @@ def test_partial_fit_with_labels_outside_classes(data):
     weights = {k: v.copy() for k, v in _weights(clf).items()}
     with pytest.raises(ValueError, match=r"y contains labels not in classes: \[5\]"):
         clf.partial_fit(X[:4], [0, 1, 5, 2])
-    with pytest.raises(ValueError, match="classes differs"):
+    with pytest.raises(ValueError, match="differ from the classes of the first partial_fit"):
         clf.partial_fit(X[:4], [0, 1, 1, 2], classes=[0, 1, 2, 3])
     for key, value in _weights(clf).items():  # refused before any training
         np.testing.assert_array_equal(value, weights[key])
@@ -519,6 +519,67 @@ def test_partial_fit_with_labels_outside_classes(data):
         multilabel.partial_fit(X, np.arange(300) % 2)
     with pytest.raises(ValueError, match="classes has 5 entries but y has 20 label columns"):
         SlideClassifier(**FAST).partial_fit(X, Y, classes=np.arange(5))
+
+
+@pytest.mark.parametrize(
+    "classes, values",
+    [
+        ([2, 0, 1], [0, 1, 2]),
+        (np.array([2, 0, 1]), [0, 1, 2]),
+        (["c", "a", "b"], ["a", "b", "c"]),
+        ([0, 1, 1, 2], [0, 1, 2]),  # repeats, as np.unique reads them
+    ],
+)
+def test_partial_fit_takes_the_same_classes_again_in_any_order(data, classes, values):
+    # Before: the second call compared classes to the sorted classes_ as given,
+    # so unsorted classes (and sklearn_slide.dask.partial_fit_stream, which
+    # passes them with every block) were refused at the second call.
+    X, _ = data
+    y = np.asarray(values)[np.arange(X.shape[0]) % 3]
+    clf = SlideClassifier(**FAST).partial_fit(X, y, classes=classes)
+    clf.partial_fit(X, y, classes=classes)
+    clf.partial_fit(X, y, classes=list(reversed(classes)))
+    assert clf.n_iter_ == 3
+    np.testing.assert_array_equal(clf.classes_, np.unique(values))
+    with pytest.raises(ValueError, match="classes must be a 1-D array-like"):
+        SlideClassifier(**FAST).partial_fit(X, y, classes=3)
+
+
+def _indicator_with(Y, absent, present, sparse):
+    dense = np.where(Y.toarray() != 0, present, absent)
+    return sp.csr_matrix(dense) if sparse else dense
+
+
+@pytest.mark.parametrize("absent, present", [(-1, 1), (0, 2), (0, -1), (0, 0.5)])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_indicator_values_other_than_0_and_1_are_refused(data, fitted, absent, present,
+                                                         sparse):
+    # Before: a dense {-1, +1} indicator trained as if every label were
+    # relevant on every row, and score returned 1.0 for it.
+    X, Y = data
+    bad = _indicator_with(Y, absent, present, sparse)
+    match = "other than 0 and 1|Unknown label type|binary"
+    with pytest.raises(ValueError, match=match):
+        SlideClassifier(**FAST).fit(X, bad)
+    with pytest.raises(ValueError, match=match):
+        SlideClassifier(**FAST).partial_fit(X, bad)
+    model = SlideClassifier(**FAST).fit(X, Y)
+    weights = {k: v.copy() for k, v in _weights(model).items()}
+    with pytest.raises(ValueError, match=match):
+        model.partial_fit(X, bad)
+    for key, value in _weights(model).items():
+        np.testing.assert_array_equal(value, weights[key])
+    for score in (fitted.score, xmc_scorer().__call__, precision_at_k_scorer(1).__call__):
+        args = (X, bad) if score == fitted.score else (fitted, X, bad)
+        with pytest.raises(ValueError, match=match):
+            score(*args)
+
+
+def test_indicators_of_bools_and_floats_are_0_and_1(data, fitted):
+    X, Y = data
+    for y in (Y.toarray().astype(bool), Y.toarray().astype(np.float32), Y.astype(np.float64)):
+        assert fitted.score(X, y) == fitted.score(X, Y)
+        SlideClassifier(**FAST).fit(X, y)
 
 
 # --------------------------------------------------------------------- parameters

@@ -411,6 +411,18 @@ def test_partial_fit_stream_multiclass_with_label_space_up_front(client):
     _assert_same_model(more, expected)
 
 
+def test_partial_fit_stream_with_unsorted_classes(client):
+    # Every block gets classes again: unsorted ones failed at the second block.
+    X, Y = make_extreme_multilabel(300, N_FEATURES, 3, n_labels_per_sample=1, random_state=2)
+    y = np.array([2, 0, 1])[np.asarray(Y.argmax(axis=1)).ravel()]
+    blocks = [(X[i:i + 100], y[i:i + 100]) for i in range(0, 300, 100)]
+    model = SlideClassifier(n_threads=1, random_state=0, **SMALL)
+    trained = slide_dask.partial_fit_stream(model, blocks, classes=[2, 0, 1])
+    _assert_same_model(trained, _local_chain(model, blocks, [2, 0, 1], 1))
+    np.testing.assert_array_equal(trained.classes_, [0, 1, 2])
+    assert trained.n_iter_ == 3
+
+
 def test_partial_fit_stream_auto_threads_keep_the_model_default(client):
     blocks = [make_extreme_multilabel(**kw) for kw in _loader_blocks(2, 100)]
     model = SlideClassifier(hash_family="dwta", random_state=0, **SMALL)  # n_threads=None
