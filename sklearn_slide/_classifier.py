@@ -345,8 +345,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
 
     def _partial_fit(self, X, y, classes):
         first_call = not hasattr(self, "_network")
-        if first_call:
-            self._validate_params()
+        # Every call: parameters changed by set_params since the first are read too.
+        self._validate_params()
         X, y = validate_training_data(self, X, y, reset=first_call)
         kind = target_kind(y)
         if first_call:
@@ -401,6 +401,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             Output-layer logits of those labels.
         """
         check_is_fitted(self)
+        config.check_parameters(self, config.TOPK_PARAMETERS)
         X = validate_prediction_data(self, X)
         return inference.predict_topk(self, X, _checked_k(k, len(self.classes_)))
 
@@ -412,6 +413,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         sparse y, dense otherwise.
         """
         check_is_fitted(self)
+        config.check_parameters(self, ("predict_k",))  # predict_topk checks the others
         if self._target_kind == TargetKind.MULTICLASS:
             labels, _ = self.predict_topk(X, k=1)
             return self.classes_[labels[:, 0]]
@@ -454,6 +456,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         the labels as these probabilities do.
         """
         check_is_fitted(self)
+        config.check_parameters(self, config.PROBA_PARAMETERS)
         X = validate_prediction_data(self, X)
         if k is None:
             return inference.predict_proba(self, X)

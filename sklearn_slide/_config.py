@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._compat import Interval, StrOptions
+from ._compat import Interval, StrOptions, validate_parameter_constraints
 from ._engine import BOUNDS, HASH_FAMILIES
 
 # Below this many labels, hash_family="auto" trains the output layer exactly:
@@ -31,6 +31,9 @@ AUTO_EXACT_MAX_LABELS = 4096
 # table and tables, from the engine (cpp/slide/bounds.h).
 INT32_MAX = 2**31 - 1
 INT62_MAX = 2**62
+# learning_rate is a float32 in the engine: a larger value would become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT64_MAX = float(np.finfo(np.float64).max)  # finite: Interval(Real, 1, None) admits inf
 MAX_THREADS = BOUNDS["n_threads"]
 MAX_HASH_BITS = BOUNDS["hash_bits"]
 MAX_TABLES = BOUNDS["n_tables"]
@@ -61,14 +64,14 @@ PARAMETERS = {
     "bucket_policy": Parameter([StrOptions({"fifo", "reservoir"})], engine=True),
     "min_active": Parameter(_int(0, INT62_MAX), engine=True),
     "max_active": Parameter(_int(1, INT62_MAX), engine=True),
-    "learning_rate": Parameter([Interval(Real, 0, None, closed="neither")], engine=True),
+    "learning_rate": Parameter([Interval(Real, 0, FLOAT32_MAX, closed="right")], engine=True),
     "learning_rate_schedule": Parameter([StrOptions({"constant", "plateau"})]),
     "validation_fraction": Parameter([Interval(Real, 0, 1, closed="neither")]),
     "n_iter_no_change": Parameter(_int(1)),
-    "batch_size": Parameter(_int(1, INT62_MAX), engine=True),
+    "batch_size": Parameter(_int(1, INT32_MAX), engine=True),  # the engine's batch is an int
     "max_iter": Parameter(_int(1)),
     "rehash_interval": Parameter(_int(1, INT62_MAX)),
-    "rehash_growth": Parameter([Interval(Real, 1, None, closed="left")], engine=True),
+    "rehash_growth": Parameter([Interval(Real, 1, FLOAT64_MAX, closed="both")], engine=True),
     "rebuild_every": Parameter(_int(0, INT62_MAX), engine=True),
     "adam_updates": Parameter([StrOptions({"lazy", "dense"})], engine=True),
     "logq_correction": Parameter(["boolean"], engine=True, before=False),
@@ -84,6 +87,23 @@ PARAMETERS = {
 }
 
 PARAMETER_CONSTRAINTS = {name: p.constraints for name, p in PARAMETERS.items()}
+
+# The parameters each prediction method reads. fit and partial_fit validate
+# every parameter (scikit-learn's _validate_params); a prediction validates
+# these, so a value changed by set_params after fitting gets the same error
+# where it is used instead of reaching the engine.
+TOPK_PARAMETERS = ("inference", "n_probes", "precision", "n_threads", "max_active")
+PROBA_PARAMETERS = ("precision", "n_threads")
+
+
+def check_parameters(estimator, names):
+    """InvalidParameterError (a ValueError and TypeError) for a parameter in
+    ``names`` whose value breaks the estimator's constraints."""
+    validate_parameter_constraints(
+        {name: PARAMETER_CONSTRAINTS[name] for name in names},
+        {name: getattr(estimator, name) for name in names},
+        caller_name=type(estimator).__name__,
+    )
 
 
 def value_before(name, default):

@@ -170,6 +170,17 @@ def init_tables(n_tables, table_bits, n_labels):
     }
 
 
+# The engine waits at most this many steps between rehashes (trainer.cpp takes
+# min(interval, 1e18)); a stored interval grown beyond it (rehash_growth up to
+# 1.8e308 overflows it to inf) is capped to it, which changes no schedule and
+# keeps the saved model loadable.
+MAX_REHASH_INTERVAL = 1e18
+
+
+def cap_rehash_interval(schedule):
+    schedule["rehash_interval"] = min(float(schedule["rehash_interval"]), MAX_REHASH_INTERVAL)
+
+
 def init_schedule(rehash_interval, hash_seed):
     return {
         "step": 0,

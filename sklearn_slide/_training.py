@@ -279,8 +279,11 @@ def _train_one_epoch(network, data, order, options, progress, check_state):
     that the rebuild can be timed.
     """
     def call(rows, check):
-        return engine.train_epoch(network["params"], network["tables"], data, rows, options,
-                                  network["schedule"], check_state=check)
+        try:
+            return engine.train_epoch(network["params"], network["tables"], data, rows,
+                                      options, network["schedule"], check_state=check)
+        finally:  # also after Ctrl-C: the steps done are kept
+            network_state.cap_rehash_interval(network["schedule"])
 
     if progress is None or not len(order):
         return call(order, check_state)
