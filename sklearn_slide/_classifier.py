@@ -27,6 +27,7 @@ from . import _inference as inference
 from . import _lr_schedule as lr_schedule
 from . import _memory as memory
 from . import _network_state as network_state
+from . import _saved_model as saved_model
 from . import _training as training
 from ._compat import _fit_context
 from ._input import check_sparse_structure, validate_prediction_data, validate_training_data
@@ -510,6 +511,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
     @reads_model
     def __getstate__(self):
         # A consistent snapshot: not a network half-way through a training step.
+        if hasattr(self, "_network"):
+            saved_model.check_mapped_files(self._network)  # pickling reads every array
         return super().__getstate__()
 
     def __setstate__(self, state_dict):
@@ -521,7 +524,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 f"{network_state.FORMAT_VERSION}. Refit the model with this version."
             )
         if network is not None:
-            network_state.check_network(network)
+            network_state.check_network(network)  # before anything reads its fields
         # Parameters added after the model was saved take the value that keeps
         # the saved model's behaviour (get_params and clone need them all): their
         # default, or what the model did before the parameter existed.
@@ -532,6 +535,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             state_dict["_lr_schedule"] = lr_schedule.new_state(state_dict["learning_rate"])
             state_dict["learning_rate_"] = float(state_dict["learning_rate"])
             state_dict["validation_scores_"] = None
+        if network is not None:
+            saved_model.check_saved_state(state_dict)
         super().__setstate__(state_dict)
 
 

@@ -13,12 +13,14 @@ from . import _derived_cache as derived_cache
 from . import _engine as engine
 from . import _label_clusters as label_clusters
 from . import _memory as memory
+from . import _saved_model as saved_model
 from .metrics._ranking import _top_k_chunk
 
 
 def predict_topk(estimator, X, k):
     """(labels, scores) of the top k labels of the rows of canonical CSR X."""
     network = estimator._network
+    saved_model.check_mapped_files(network)
     n_labels = len(estimator.classes_)
     memory.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k,
                                          **bfloat16_copy_bytes(estimator)})
@@ -91,6 +93,7 @@ def predict_top_proba(estimator, X, k):
 
 
 def _probabilities(estimator, X):
+    saved_model.check_mapped_files(estimator._network)
     return engine.predict_scores(
         estimator._network["params"], X, True, engine.effective_n_threads(estimator.n_threads),
         precision=estimator.precision, packed_bf16=_packed_bfloat16(estimator),

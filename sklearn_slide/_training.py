@@ -19,6 +19,7 @@ from . import _engine as engine
 from . import _lr_schedule as lr_schedule
 from . import _memory as memory
 from . import _network_state as network_state
+from . import _saved_model as saved_model
 from ._progress import EpochProgress
 from ._targets import label_counts
 from .metrics import precision_at_k
@@ -51,6 +52,7 @@ class FitState:
         """The fitted estimator's state, to train further (its lists and dicts copied;
         the network is trained in place)."""
         state = cls(**{f.name: getattr(estimator, f.metadata["attribute"]) for f in fields(cls)})
+        saved_model.check_mapped_files(state.network)  # copying a mapped array reads it
         network_state.make_writable(state.network["params"])
         if state.network["tables"] is not None:
             network_state.make_writable(state.network["tables"])
