@@ -4,6 +4,7 @@
 
 #include "slide/debug_checks.h"
 #include "slide/kernels.h"
+#include "slide/prefetch.h"
 
 namespace slide {
 
@@ -14,7 +15,10 @@ void forward_hidden(const Network& net, const FeatureMatrix& X, int64_t row,
   const int64_t h0 = first.n_out();
   float* z = out.layer(0);
   std::copy(first.bias.value, first.bias.value + h0, z);
-  for (int64_t p = X.row_begin(row); p < X.row_end(row); ++p) {
+  const int64_t end = X.row_end(row);
+  for (int64_t p = X.row_begin(row); p < end; ++p) {
+    if (p + kPrefetchRowsAhead < end)  // the row's features are scattered over the layer
+      prefetch_floats(first.weight.row(X.indices[p + kPrefetchRowsAhead]), h0);
     SLIDE_ASSERT_INDEX(X.indices[p], first.weight.rows);
     k.axpy(X.data[p], first.weight.row(X.indices[p]), z, h0);
   }

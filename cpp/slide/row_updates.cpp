@@ -7,6 +7,7 @@
 #include "slide/debug_checks.h"
 #include "slide/kernels.h"
 #include "slide/parallel.h"
+#include "slide/prefetch.h"
 
 namespace slide {
 namespace {
@@ -29,20 +30,23 @@ void update_row(const AdamStep& adam, Layer& layer, int64_t r, float* grad, floa
 // sample order, of weight * (the sample's last hidden activation) for output
 // neurons (weight = dLoss/dlogit, also summed into the neuron's bias), or
 // weight * (the sample's first-layer delta) for input features (weight = feature value).
-constexpr int64_t kPrefetchRows = 4;
-
 void update_rows(const AdamStep& adam, Layer& layer, const RowGroups& groups, BatchSlots& slots,
                  bool output_layer, std::vector<float>& grad) {
   const int64_t cols = layer.weight.cols;
   for (int64_t g = 0; g < groups.n_groups(); ++g) {
-    // Rows are scattered over memory: fetch a later row's weights and moments
-    // while this one is summed and updated (Adam is bound by these misses).
-    if (g + kPrefetchRows < groups.n_groups()) {
-      const int64_t ahead = groups.rows()[g + kPrefetchRows] * cols;
-      for (int64_t c = 0; c < cols; c += 16) {
-        __builtin_prefetch(layer.weight.value + ahead + c, 1);
-        __builtin_prefetch(layer.weight.adam_m + ahead + c, 1);
-        __builtin_prefetch(layer.weight.adam_v + ahead + c, 1);
+    // Rows are scattered over memory: fetch a later row's weights, moments,
+    // step and bias while this one is summed and updated (Adam is bound by
+    // these misses).
+    if (g + kPrefetchRowsAhead < groups.n_groups()) {
+      const int64_t ahead = groups.rows()[g + kPrefetchRowsAhead];
+      prefetch_floats<true>(layer.weight.row(ahead), cols);
+      prefetch_floats<true>(layer.weight.adam_m + ahead * cols, cols);
+      prefetch_floats<true>(layer.weight.adam_v + ahead * cols, cols);
+      __builtin_prefetch(layer.row_step + ahead, 1);
+      if (output_layer) {
+        __builtin_prefetch(layer.bias.value + ahead, 1);
+        __builtin_prefetch(layer.bias.adam_m + ahead, 1);
+        __builtin_prefetch(layer.bias.adam_v + ahead, 1);
       }
     }
     const int64_t r = groups.rows()[g];

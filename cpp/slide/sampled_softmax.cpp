@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "slide/kernels.h"
+#include "slide/prefetch.h"
 
 namespace slide {
 
@@ -49,6 +50,11 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
           ? static_cast<float>(std::log(double(ts.sampler.random_pool()) / double(n_random)))
           : 0.f;
   for (int64_t a = 0; a < n_active; ++a) {
+    if (a + kPrefetchRowsAhead < n_active) {  // the active set is scattered over the layer
+      const int32_t ahead = active[a + kPrefetchRowsAhead];
+      prefetch_floats(out.weight.row(ahead), dim);
+      __builtin_prefetch(out.bias.value + ahead);
+    }
     const int32_t id = active[a];
     float z = k.dot(out.weight.row(id), h, dim) + out.bias.value[id];
     if (a >= first_random) z += random_offset;
