@@ -44,7 +44,7 @@ def main():
     args = parser.parse_args()
     shape = (2_000, 5_000, 1_000) if args.quick else (100_000, 100_000, 10_000)
     X, Y = make_extreme_multilabel(*shape, random_state=0)
-    clf = SlideClassifier(hidden_layer_sizes=(16,), hash_family="dwta", max_iter=1,
+    clf = SlideClassifier(hidden_layer_sizes=(16,), hash_family="dwta", candidates="lsh", max_iter=1,
                           n_threads=args.threads, random_state=0)
     fit_seconds = cpu_seconds(lambda: clf.fit(X, Y), 1)
     network = training.FitState.of(clf).network

@@ -392,7 +392,8 @@ void bind_train_config(py::module_& m) {
       .def_readwrite("seed", &TrainConfig::seed)
       .def_readwrite("rehash_growth", &TrainConfig::rehash_growth)
       .def_readwrite("rebuild_every", &TrainConfig::rebuild_every)
-      .def_readwrite("logq_correction", &TrainConfig::logq_correction);
+      .def_readwrite("logq_correction", &TrainConfig::logq_correction)
+      .def_readwrite("dropout", &TrainConfig::dropout);
   def_option(config, "bucket_policy", kBucketPolicies, &TrainConfig::bucket_policy);
   def_option(config, "adam_updates", kAdamUpdates, &TrainConfig::adam_updates);
 }
@@ -488,7 +489,8 @@ PYBIND11_MODULE(_slide_core, m) {
   m.def(
       "train_epoch",
       [](py::dict params, py::object tables_obj, const TrainingData& data, const py::array& order,
-         const slide::TrainConfig& config, py::dict schedule_dict, bool check_state) {
+         const slide::TrainConfig& config, py::dict schedule_dict, bool check_state,
+         py::object clusters, int64_t n_probes) {
         slide::Network net = network_from(params, true);
         if (data.X.n_cols != net.n_features() || data.Y.n_cols != net.n_labels())
           throw py::value_error("training data: X or Y does not match the network's shape");
@@ -497,9 +499,19 @@ PYBIND11_MODULE(_slide_core, m) {
           if (rows[i] < 0 || rows[i] >= data.X.n_rows)
             throw py::value_error("order: row out of range");
         slide::check_train_config(config);  // std::invalid_argument -> ValueError
+        const bool use_tables = !config.exact && !tables_obj.is_none();
         slide::HashTables tables;
-        if (!config.exact)
+        if (use_tables)
           tables = tables_from(tables_obj.cast<py::dict>(), net.n_labels(), true, check_state);
+        slide::LabelClusters cluster_index{};
+        slide::ClusterNegatives negatives;
+        if (!clusters.is_none()) {
+          if (n_probes < 1) throw py::value_error("n_probes must be >= 1 with label clusters");
+          cluster_index = label_clusters_from(clusters.cast<py::dict>(), net);
+          negatives = {&cluster_index, n_probes};
+        }
+        if (!config.exact && !use_tables && !negatives.clusters)
+          throw py::value_error("sampled training needs hash tables or label clusters");
         slide::TrainSchedule schedule = schedule_from(schedule_dict);
         if (check_state) {
           check_row_steps(net.hidden[0], net.n_features(), schedule.step, "input_row_step");
@@ -508,9 +520,9 @@ PYBIND11_MODULE(_slide_core, m) {
         slide::EpochStats stats;
         try {
           run_without_gil([&] {
-            stats = slide::train_epoch(net, config.exact ? nullptr : &tables, data.X, data.Y,
+            stats = slide::train_epoch(net, use_tables ? &tables : nullptr, data.X, data.Y,
                                        rows, order.size(), config, schedule,
-                                       python_signal_pending);
+                                       python_signal_pending, negatives);
           });
         } catch (...) {
           store_schedule(schedule, schedule_dict);  // steps completed before the error
@@ -527,9 +539,12 @@ PYBIND11_MODULE(_slide_core, m) {
         return out;
       },
       py::arg("params"), py::arg("tables"), py::arg("data"), py::arg("order"), py::arg("config"),
-      py::arg("schedule"), py::arg("check_state"),
+      py::arg("schedule"), py::arg("check_state"), py::arg("clusters") = py::none(),
+      py::arg("n_probes") = 0,
       "One epoch over the rows `order` of `data`. `check_state`: scan the hash tables and the "
-      "row steps first (the first epoch of a call; later epochs read what the engine wrote).");
+      "row steps first (the first epoch of a call; later epochs read what the engine wrote). "
+      "`clusters` (a label-cluster index) and `n_probes`: hard negatives from each sample's "
+      "best clusters; `tables` may then be None.");
 
   m.def(
       "rebuild_tables",

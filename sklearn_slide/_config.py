@@ -66,6 +66,7 @@ PARAMETERS = {
     "max_active": Parameter(_int(1, INT62_MAX), engine=True),
     "learning_rate": Parameter([Interval(Real, 0, FLOAT32_MAX, closed="right")], engine=True),
     "learning_rate_schedule": Parameter([StrOptions({"constant", "plateau"})]),
+    "early_stopping": Parameter(["boolean"], before=False),
     "validation_fraction": Parameter([Interval(Real, 0, 1, closed="neither")]),
     "n_iter_no_change": Parameter(_int(1)),
     "batch_size": Parameter(_int(1, INT32_MAX), engine=True),  # the engine's batch is an int
@@ -75,6 +76,8 @@ PARAMETERS = {
     "rebuild_every": Parameter(_int(0, INT62_MAX), engine=True),
     "adam_updates": Parameter([StrOptions({"lazy", "dense"})], engine=True),
     "logq_correction": Parameter(["boolean"], engine=True, before=False),
+    "candidates": Parameter([StrOptions({"clusters", "lsh"})], before="lsh"),
+    "dropout": Parameter([Interval(Real, 0, 1, closed="left")], engine=True, before=0.0),
     "inference": Parameter([StrOptions({"exact", "clusters", "lsh"})]),
     "n_probes": Parameter([*_int(1, INT32_MAX), None]),
     "precision": Parameter([StrOptions({"float32", "bfloat16"})]),

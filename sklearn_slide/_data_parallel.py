@@ -259,6 +259,11 @@ def fit(estimator, descriptions, make_pool, *, classes=None, sync_every, rule, c
     import copy
 
     estimator._validate_params()
+    if estimator.early_stopping:
+        raise ValueError(
+            "data-parallel training does not stop early (early_stopping=True): pass "
+            "early_stopping=False, and validation= to follow P@1 per round"
+        )
     if estimator.learning_rate_schedule != "constant":
         raise ValueError(
             'data-parallel training supports learning_rate_schedule="constant" only '
@@ -272,7 +277,10 @@ def fit(estimator, descriptions, make_pool, *, classes=None, sync_every, rule, c
     else:
         state = training.new_fit_state_of_shape(
             estimator, (problem["n_rows"], problem["n_features"]), problem["kind"],
-            problem["classes"], problem["sparse_output"], problem["y_dtype"])
+            problem["classes"], problem["sparse_output"], problem["y_dtype"],
+            # Replicas sample with hash tables: candidates="clusters" would need
+            # each replica's own index of the weights (not built yet).
+            candidates="lsh")
     if validation is not None:
         validation = _validation_rows(validation, problem, state.classes)
     pool = make_pool(state.network, problem["kind"], state.classes)

@@ -89,12 +89,16 @@ def training_config(**options):
     return config
 
 
-def train_epoch(params, tables, data, order, config, schedule, check_state):
+def train_epoch(params, tables, data, order, config, schedule, check_state, clusters=None,
+                n_probes=0):
     """One epoch over the rows ``order`` (int64) of ``data`` (``training_data``);
     updates params, tables and schedule in place and returns the epoch's
     statistics. ``check_state``: scan the tables and row steps first (needed on
-    the first epoch of a call, when they may come from a pickle)."""
-    return _core.train_epoch(params, tables, data, order, config, schedule, check_state)
+    the first epoch of a call, when they may come from a pickle). ``clusters``
+    (a label-cluster index) with ``n_probes``: each sample's candidates are the
+    labels of its best clusters; ``tables`` may then be None."""
+    return _core.train_epoch(params, tables, data, order, config, schedule, check_state,
+                             clusters, int(n_probes))
 
 
 def rebuild_tables(params, tables, config, schedule):

@@ -33,8 +33,9 @@ def predict_topk(estimator, X, k):
     elif estimator.inference == "lsh":
         if network["tables"] is None:
             raise ValueError(
-                'inference="lsh" needs hash tables, but this model was trained exactly '
-                '(hash_family=None or "auto" with few labels); use inference="exact"'
+                'inference="lsh" needs hash tables, but this model has none: it was trained '
+                'exactly (hash_family=None or "auto" with few labels) or with '
+                'candidates="clusters"; use inference="exact" or "clusters"'
             )
         lsh = {
             "tables": network["tables"],

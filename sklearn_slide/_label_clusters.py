@@ -33,6 +33,10 @@ SAMPLES_PER_CLUSTER = 40   # rows used to fit the centres, per cluster
 ASSIGN_CHUNK = 8192        # rows per similarity block (bounds the temporary)
 PROBED_LABELS = 1024       # default_n_probes: labels scored per row, on average
 MIN_PROBES = 16
+# Hard negatives (candidates="clusters"): labels a training sample takes from its
+# best clusters, on average. On debian-deps (22,907 labels) ~300 and ~600 gave the
+# same P@1 after 4-6 epochs (benchmarks/NOTES.md).
+TRAINING_CANDIDATES = 256
 
 
 def default_n_clusters(n_labels):
@@ -48,6 +52,11 @@ def default_n_probes(n_labels, n_clusters):
     (58 of 284 clusters) and 0.994-0.997 at 100k (16 of ~1,270).
     """
     return int(min(n_clusters, max(MIN_PROBES, math.ceil(PROBED_LABELS * n_clusters / n_labels))))
+
+
+def training_n_probes(n_labels, n_clusters):
+    """Clusters holding about TRAINING_CANDIDATES labels on average (at least one)."""
+    return int(min(n_clusters, max(1, math.ceil(TRAINING_CANDIDATES * n_clusters / n_labels))))
 
 
 def index_nbytes(n_labels, hidden_size):

@@ -25,7 +25,7 @@ def network_bytes(n_features, hidden_layer_sizes, n_labels):
 
 def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
                            n_threads, batch_size, max_active, n_samples=None, bucket_size=128,
-                           min_active=512):
+                           min_active=512, exact=None):
     """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
 
     Gradients are never stored per parameter: a batch's contributions are kept
@@ -34,11 +34,14 @@ def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, t
     output neurons). Per thread an active-set sampler (cpp/slide/id_set.h: ~64
     bytes per id it meets in a sample, at most the union of the sample's buckets
     and its negatives), the dense gradients of the hidden layers, and the
-    counting-sort arrays of a table rebuild (``n_tables=0``: exact training, no
-    tables; the neurons' buckets are written into the tables' own id arrays).
+    counting-sort arrays of a table rebuild (``n_tables=0``: no tables; exact
+    training unless ``exact=False``, when the candidates come from label
+    clusters; the neurons' buckets are written into the tables' own id arrays).
     """
     sizes = [n_features, *hidden_layer_sizes, n_labels]
-    active = n_labels if not n_tables else min(n_labels, max_active)
+    if exact is None:
+        exact = not n_tables
+    active = n_labels if exact else min(n_labels, max_active)
     # The engine's batch: never more than the rows it trains on.
     batch = batch_size if n_samples is None else min(batch_size, max(n_samples, 1))
     groups = 4 * (n_features + n_labels) * n_threads + 40 * batch * active
@@ -159,10 +162,13 @@ def check_dense_output(n_rows, n_labels, method, also_needed=None):
 
 def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, table_bits,
                           n_threads, batch_size, max_active, new_model, bucket_size=128,
-                          min_active=512):
+                          min_active=512, cluster_index=None):
     """``check_memory`` of a training call; ``new_model``: the network and its
-    tables are allocated too. ``n_tables`` 0: exact training (no tables)."""
+    tables are allocated too. ``n_tables`` 0: no tables: exact training, or
+    ``cluster_index`` (the bytes of the label-cluster index built every epoch)."""
     parts = {}
+    if cluster_index is not None:
+        parts["label clusters"] = cluster_index
     if new_model:
         # init_params draws float32 in place: no temporary beyond the network.
         parts["network"] = network_bytes(n_features, hidden, n_labels)
@@ -171,5 +177,6 @@ def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, tab
         n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads,
         batch_size=batch_size, max_active=max_active, n_samples=n_samples,
         bucket_size=bucket_size, min_active=min_active,
+        exact=not n_tables and cluster_index is None,
     )
     check_memory("training", parts)

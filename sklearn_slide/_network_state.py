@@ -90,7 +90,8 @@ def check_network(network):
     _check_int(network["sampling_seed"], 0, 2**64 - 1, "sampling_seed")
     if network["hash_family"] is not None and network["hash_family"] not in HASH_FAMILIES:
         raise ValueError(f"corrupt model: unknown hash_family {network['hash_family']!r}")
-    if (network["hash_family"] is None) != (tables is None):
+    # Sampled training may have no tables (candidates="clusters"); exact has none.
+    if network["hash_family"] is None and tables is not None:
         raise ValueError("corrupt model: hash_family and hash tables disagree")
 
 
@@ -194,7 +195,8 @@ def init_schedule(rehash_interval, hash_seed):
 
 def new_network(n_features, hidden, n_labels, hash_family, hash_bits, n_tables, table_bits,
                 rehash_interval, rng):
-    """A freshly initialised network (``hash_family`` None: exact, no tables)."""
+    """A freshly initialised network (``hash_family`` None: exact training, no
+    tables; ``table_bits`` None: no tables, the candidates come from label clusters)."""
     network = {
         "format_version": FORMAT_VERSION,
         "params": init_params(n_features, hidden, n_labels, rng),
@@ -204,7 +206,7 @@ def new_network(n_features, hidden, n_labels, hash_family, hash_bits, n_tables, 
         "schedule": init_schedule(rehash_interval, rng.randint(np.iinfo(np.int64).max)),
         "sampling_seed": int(rng.randint(np.iinfo(np.int64).max)),
     }
-    if hash_family is not None:
+    if hash_family is not None and table_bits is not None:
         network["tables"] = init_tables(n_tables, table_bits, n_labels)
     return network
 

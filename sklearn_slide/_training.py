@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from . import _config as config
 from . import _derived_cache as derived_cache
 from . import _engine as engine
+from . import _label_clusters as label_clusters
 from . import _lr_schedule as lr_schedule
 from . import _memory as memory
 from . import _network_state as network_state
@@ -76,18 +77,20 @@ def new_fit_state(estimator, X, y, kind, classes):
                                   y_dtype=np.asarray(y.data if sp.issparse(y) else y).dtype)
 
 
-def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dtype):
+def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dtype,
+                           candidates=None):
     """``new_fit_state`` for training data of ``shape`` (rows, features) that is not
     in this process (``sklearn_slide.dask.fit_distributed``); ``sparse_output`` and
-    ``y_dtype`` describe the targets."""
+    ``y_dtype`` describe the targets; ``candidates`` overrides the estimator's."""
     hidden = config.hidden_sizes(estimator.hidden_layer_sizes)
     rng = check_random_state(estimator.random_state)
     n_labels = len(classes)
     family = config.resolved_hash_family(estimator.hash_family, n_labels)
     bits = None
-    if family is not None:
+    if family is not None and (candidates or estimator.candidates) == "lsh":
         bits = network_state.table_bits_for(family, estimator.hash_bits, n_labels, hidden[-1])
-    check_training_memory(estimator, shape, hidden, n_labels, bits, new_model=True)
+    check_training_memory(estimator, shape, hidden, n_labels, bits, new_model=True,
+                          sampled=family is not None)
     network = network_state.new_network(
         shape[1], hidden, n_labels, family, estimator.hash_bits, estimator.n_tables, bits,
         estimator.rehash_interval, rng,
@@ -109,15 +112,18 @@ def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dty
     )
 
 
-def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_model):
+def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_model, sampled):
     """MemoryError before training on data of ``shape`` (rows, features) if the
-    budget is too small."""
+    budget is too small. ``sampled`` and no ``table_bits``: the candidates come
+    from a label-cluster index built every epoch."""
+    by_clusters = sampled and table_bits is None
     memory.check_training_memory(
         shape[0], shape[1], hidden, n_labels,
         0 if table_bits is None else int(estimator.n_tables), table_bits,
         engine.effective_n_threads(estimator.n_threads), int(estimator.batch_size),
         int(estimator.max_active), new_model, bucket_size=int(estimator.bucket_size),
         min_active=int(estimator.min_active),
+        cluster_index=label_clusters.index_nbytes(n_labels, hidden[-1]) if by_clusters else None,
     )
 
 
@@ -131,7 +137,7 @@ def train_config(estimator, network):
     options["max_active"] = max(options["max_active"], 1)
     return engine.training_config(
         **options,
-        exact=network["tables"] is None,
+        exact=network["hash_family"] is None,
         hash_family=network["hash_family"] or "dwta",
         hash_bits=network["hash_bits"],
         n_threads=engine.effective_n_threads(estimator.n_threads),
@@ -209,11 +215,16 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
     derived_cache.forget(estimator)  # the weights are about to change
     network = state.network
     n_labels = len(state.classes)
-    if not first_call:  # the model exists: only the engine's buffers are new
-        tables = network["tables"]
-        check_training_memory(estimator, X.shape, network["params"]["layer_sizes"][1:-1],
-                              n_labels, None if tables is None else tables["table_bits"],
-                              new_model=False)
+    hidden = network["params"]["layer_sizes"][1:-1]
+    sampled = network["hash_family"] is not None
+    by_clusters = sampled and estimator.candidates == "clusters"
+    if sampled and not by_clusters and network["tables"] is None:
+        _add_tables(estimator, network, X, hidden, n_labels)
+    elif not first_call:  # the model exists: only the engine's buffers are new
+        tables = None if by_clusters else network["tables"]
+        check_training_memory(estimator, X.shape, hidden, n_labels,
+                              None if tables is None else tables["table_bits"], new_model=False,
+                              sampled=sampled)
     options = train_config(estimator, network)
     data = engine.training_data(X, Y)  # checked once; every epoch reuses it
     if rows is None:
@@ -230,9 +241,11 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
         epoch_start = time.perf_counter()
         progress = (EpochProgress(state.n_iter + 1, n, estimator.verbose)
                     if estimator.verbose else None)
+        # Hard negatives: an index of the weights as they are now.
+        negatives = _cluster_negatives(network, n_labels) if by_clusters else None
         # Later epochs read tables and row steps the engine itself wrote.
         stats = _train_one_epoch(network, data, order.astype(np.int64), options,
-                                 progress, check_state=epoch == 0)
+                                 progress, check_state=epoch == 0, negatives=negatives)
         loss = stats["loss_sum"] / max(stats["n_labelled"], 1)
         mean_active = stats["active_sum"] / max(stats["n_labelled"], 1)
         check_divergence(state, loss, mean_active, options.learning_rate, first_call)
@@ -243,12 +256,14 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
         # fails. loss_curve_ first: a reader of n_iter_ then finds its epochs.
         estimator.loss_curve_ = list(state.loss_curve)
         estimator.n_iter_ = state.n_iter
-        lowered = False
+        plateau = None
         if validation is not None:
             score = _validation_p_at_1(estimator, network, validation)
             state.validation_scores.append(score)
-            lowered = lr_schedule.after_epoch(state.lr_schedule, score,
-                                              int(estimator.n_iter_no_change))
+            plateau = lr_schedule.after_epoch(
+                state.lr_schedule, score, int(estimator.n_iter_no_change),
+                lower_rate=estimator.learning_rate_schedule == "plateau",
+                stop=bool(estimator.early_stopping))
         if progress is not None:
             elapsed = time.perf_counter() - epoch_start
             progress.finish(
@@ -259,8 +274,11 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
                 + (f", validation P@1 {state.validation_scores[-1]:.4f}"
                    if validation is not None else "")
                 + (f", learning rate now {state.lr_schedule['learning_rate']:g}"
-                   if lowered else "")
+                   if plateau == "lowered" else "")
+                + (", validation P@1 stalled: stopping" if plateau == "stop" else "")
             )
+        if plateau == "stop":
+            break
 
 
 # With progress shown, an epoch runs as several engine calls of about this
@@ -272,7 +290,27 @@ PROGRESS_CALL_SECONDS = 0.25
 _FIRST_CALL_BATCHES = 4
 
 
-def _train_one_epoch(network, data, order, options, progress, check_state):
+def _add_tables(estimator, network, X, hidden, n_labels):
+    """Hash tables for a model trained so far with candidates="clusters" and now
+    with "lsh": built from the current weights at the first step of this call."""
+    bits = network_state.table_bits_for(network["hash_family"], network["hash_bits"], n_labels,
+                                        hidden[-1])
+    check_training_memory(estimator, X.shape, hidden, n_labels, bits, new_model=False,
+                          sampled=True)
+    memory.check_memory("hash tables", {"hash tables": memory.table_bytes(
+        int(estimator.n_tables), bits, n_labels)})
+    network["tables"] = network_state.init_tables(int(estimator.n_tables), bits, n_labels)
+    network["schedule"]["next_rehash_step"] = int(network["schedule"]["step"])
+
+
+def _cluster_negatives(network, n_labels):
+    """(label-cluster index of the output layer, probes per sample) for candidates="clusters"."""
+    params = network["params"]
+    index = label_clusters.build_label_clusters(params["output_weights"], params["output_biases"])
+    return index, label_clusters.training_n_probes(n_labels, len(index["centroid_biases"]))
+
+
+def _train_one_epoch(network, data, order, options, progress, check_state, negatives=None):
     """One epoch over the rows ``order``; the engine's statistics of it.
 
     Without ``progress``: one engine call. With it: calls of whole batches,
@@ -280,10 +318,14 @@ def _train_one_epoch(network, data, order, options, progress, check_state):
     with ``verbose >= 2`` the batch that rehashes the tables runs alone, so
     that the rebuild can be timed.
     """
+    tables = network["tables"] if negatives is None else None
+    clusters, n_probes = negatives if negatives is not None else (None, 0)
+
     def call(rows, check):
         try:
-            return engine.train_epoch(network["params"], network["tables"], data, rows,
-                                      options, network["schedule"], check_state=check)
+            return engine.train_epoch(network["params"], tables, data, rows, options,
+                                      network["schedule"], check_state=check, clusters=clusters,
+                                      n_probes=n_probes)
         finally:  # also after Ctrl-C: the steps done are kept
             network_state.cap_rehash_interval(network["schedule"])
 
@@ -295,7 +337,7 @@ def _train_one_epoch(network, data, order, options, progress, check_state):
     n_batches, batch_seconds, begin = _FIRST_CALL_BATCHES, None, 0
     while begin < len(order):
         timing_rehash = False
-        if progress.verbose >= 2 and network["tables"] is not None:
+        if progress.verbose >= 2 and tables is not None:
             before_rehash = int(schedule["next_rehash_step"]) - int(schedule["step"])
             timing_rehash = before_rehash <= 0
             n_batches = 1 if timing_rehash else min(n_batches, before_rehash)

@@ -625,7 +625,8 @@ def test_largest_hash_bits_and_tables_work(data, family):
     # K = 32 codes of 3 bits do not fit the bucket index: they are hashed into it.
     X, Y = data
     clf = SlideClassifier(
-        **{**FAST, "max_iter": 1}, hash_family=family, hash_bits=32, n_tables=64, inference="lsh"
+        **{**FAST, "max_iter": 1}, hash_family=family, hash_bits=32, n_tables=64, inference="lsh",
+        candidates="lsh",
     ).fit(X, Y)
     labels, _ = clf.predict_topk(X[:10], k=3)
     assert ((labels >= 0) & (labels < Y.shape[1])).all()
@@ -665,7 +666,7 @@ def test_network_above_the_available_memory_is_refused_before_allocating(data, m
 def test_hash_tables_above_the_budget_are_refused_before_allocating(monkeypatch):
     X, Y = make_extreme_multilabel(50, 100, 5000, random_state=0)
     # 4096 tables of 2**12 or 2**13 buckets and 5000 ids: 149 to 216 MB.
-    params = dict(**FAST, hash_family="dwta", n_tables=4096, hash_bits=8)
+    params = dict(**FAST, hash_family="dwta", candidates="lsh", n_tables=4096, hash_bits=8)
     bits = network_state.table_bits_for("dwta", 8, 5000, FAST["hidden_layer_sizes"][-1])
     tables = memory.table_bytes(4096, bits, 5000)
     assert tables > 100 * 2**20

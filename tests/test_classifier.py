@@ -31,7 +31,8 @@ def test_sampled_training_learns_planted_problem(xmc_planted, precision_at_1):
 @pytest.mark.parametrize("family", ["simhash", "wta", "dwta", "minhash"])
 def test_every_hash_family_trains_and_predicts_with_lsh(xmc_small, precision_at_1, family):
     X, Y, X_test, Y_test = xmc_small
-    clf = SlideClassifier(hash_family=family, min_active=64, max_active=256, **FAST).fit(X, Y)
+    clf = SlideClassifier(hash_family=family, candidates="lsh", min_active=64, max_active=256,
+                          **FAST).fit(X, Y)
     exact_labels, _ = clf.predict_topk(X_test, k=5)
     clf.set_params(inference="lsh")
     lsh_labels, lsh_scores = clf.predict_topk(X_test, k=5)
@@ -118,7 +119,7 @@ def test_multiclass_targets(xmc_small):
 
 def test_pickle_and_joblib_mmap_round_trip_give_identical_topk(xmc_small, tmp_path):
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", **FAST).fit(X, Y)
+    clf = SlideClassifier(hash_family="dwta", candidates="lsh", **FAST).fit(X, Y)
     labels, scores = clf.predict_topk(X_test, k=5)
     restored = pickle.loads(pickle.dumps(clf))
     for inference in ("exact", "clusters", "lsh"):
@@ -212,7 +213,7 @@ def test_dense_adam_trains_every_row_every_step(xmc_small):
 
 def test_inference_is_invariant_to_thread_count_and_batching(xmc_small):
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", **FAST).fit(X, Y)
+    clf = SlideClassifier(hash_family="dwta", candidates="lsh", **FAST).fit(X, Y)
     for inference in ("exact", "clusters", "lsh"):
         clf.set_params(inference=inference, n_threads=1)
         full = clf.predict_topk(X_test, k=5)

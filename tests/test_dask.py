@@ -63,7 +63,8 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, Y, _, _ = data
-    clf = SlideClassifier(hash_family="dwta", max_iter=2, n_threads=1, random_state=0, **SMALL)
+    clf = SlideClassifier(hash_family="dwta", candidates="lsh", max_iter=2, n_threads=1,
+                          random_state=0, **SMALL)
     return clf.fit(X, Y)
 
 

@@ -23,7 +23,7 @@ def config(learning_rate, batch_size, dense_adam=False, logq_correction=False, *
                       learning_rate=learning_rate, batch_size=batch_size, n_threads=1, seed=0,
                       rehash_growth=1.0, rebuild_every=0,
                       adam_updates="dense" if dense_adam else "lazy",
-                      logq_correction=logq_correction), **options}
+                      logq_correction=logq_correction, dropout=0.0), **options}
     return engine.training_config(**options)
 
 
@@ -36,8 +36,9 @@ def relu(a):
     return np.maximum(a, 0.0)
 
 
-def reference_gradients(p, X, Y, hidden):
-    """Gradients (float64) of the mean loss over the batch rows."""
+def reference_gradients(p, X, Y, hidden, last_hidden_scale=None):
+    """Gradients (float64) of the mean loss over the batch rows; the last hidden
+    activation is multiplied by `last_hidden_scale` (a dropout mask) if given."""
     n = X.shape[0]
     grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in p.items()}
     for i in range(n):
@@ -47,6 +48,8 @@ def reference_gradients(p, X, Y, hidden):
         zs = [relu(X[i] @ p["hidden_weights_0"] + p["hidden_biases_0"])]
         for layer in range(1, hidden):
             zs.append(relu(p[f"hidden_weights_{layer}"] @ zs[-1] + p[f"hidden_biases_{layer}"]))
+        scale = 1.0 if last_hidden_scale is None else last_hidden_scale
+        zs[-1] = zs[-1] * scale
         logits = p["output_weights"] @ zs[-1] + p["output_biases"]
         prob = np.exp(logits - logits.max())
         prob /= prob.sum()
@@ -55,7 +58,7 @@ def reference_gradients(p, X, Y, hidden):
         delta = (prob - target) / n
         grads["output_weights"] += np.outer(delta, zs[-1])
         grads["output_biases"] += delta
-        d = (p["output_weights"].T @ delta) * (zs[-1] > 0)
+        d = (p["output_weights"].T @ delta) * (zs[-1] > 0) * scale
         for layer in range(hidden - 1, 0, -1):
             grads[f"hidden_weights_{layer}"] += np.outer(d, zs[layer - 1])
             grads[f"hidden_biases_{layer}"] += d
@@ -84,7 +87,7 @@ def param_names(n_hidden):
                                                                       "output_biases"]
 
 
-def reference_steps(params, dense, Y, batches, lr, n_hidden, dense_adam):
+def reference_steps(params, dense, Y, batches, lr, n_hidden, dense_adam, last_hidden_scale=None):
     """The reference's parameters (float64) and row steps after each batch."""
     ref = {k: v.astype(np.float64) for k, v in params.items() if isinstance(v, np.ndarray)}
     ref["input_row_step"] = params["input_row_step"].copy()
@@ -94,7 +97,7 @@ def reference_steps(params, dense, Y, batches, lr, n_hidden, dense_adam):
     for t, rows in enumerate(batches, start=1):
         p = {k: ref[k] for k in names}
         g = reference_gradients(p, dense[rows].astype(np.float32).astype(np.float64), Y[rows],
-                                n_hidden)
+                                n_hidden, last_hidden_scale)
         out_step = ref["output_row_step"].copy()
         touched_out = np.abs(g["output_weights"]).sum(axis=1) + np.abs(g["output_biases"]) > 0
         touched_in = (dense[rows][Y[rows].any(axis=1)] != 0).any(axis=0)  # labelled rows'
@@ -276,3 +279,93 @@ def test_logq_correction_leaves_exact_training_unchanged():
         runs.append((stats["loss_sum"], params["output_weights"].copy()))
     assert np.isfinite(runs[1][0]) and runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+@pytest.mark.parametrize("dropout", [0.25, 0.5])
+def test_dropout_step_matches_numpy_with_the_engines_mask(dropout):
+    # One sample, one step. Every hidden unit is alive (large biases), so the
+    # columns of the output layer's Adam moment that stayed zero are exactly the
+    # units the engine dropped; the reference then trains with that mask and the
+    # 1 / (1 - dropout) scale of the kept units, in the forward and the backward.
+    rng = np.random.RandomState(3)
+    n_features, n_units, n_labels = 10, 32, 6
+    params = random_network(n_features, (n_units,), n_labels, rng)
+    params["hidden_biases_0"][:] = 5.0
+    dense = rng.rand(1, n_features) * (rng.rand(1, n_features) < 0.6)
+    Y = np.zeros((1, n_labels), dtype=np.float32)
+    Y[0, [1, 4]] = 1
+    lr = 0.05
+    ref_input = {k: np.array(v, copy=True) for k, v in params.items()}
+    stats = epoch(params, None, sp.csr_matrix(dense.astype(np.float32)), sp.csr_matrix(Y),
+                  np.zeros(1, dtype=np.int64), config(lr, 1, dropout=dropout),
+                  state.init_schedule(50, 0))
+    kept = np.abs(params["output_weights_adam_m"]).sum(axis=0) > 0
+    assert 0 < kept.sum() < n_units  # P(no unit dropped) = (1 - dropout)^32
+    scale = kept / (1.0 - dropout)
+    ref = reference_steps(ref_input, dense, Y, [slice(0, 1)], lr, 1, False, scale)[-1]
+    assert_matches_reference(params, ref, 1)
+    z = relu(dense[0].astype(np.float32) @ ref_input["hidden_weights_0"].astype(np.float64)
+             + ref_input["hidden_biases_0"]) * scale
+    logits = ref_input["output_weights"].astype(np.float64) @ z + ref_input["output_biases"]
+    logp = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+    assert stats["loss_sum"] == pytest.approx(-logp[[1, 4]].mean(), rel=1e-5)
+
+
+def test_dropout_draws_a_new_mask_per_sample_and_spares_prediction():
+    # Copies of one sample at different positions of training draw different
+    # masks, and the dropped fraction over many samples is close to the rate.
+    rng = np.random.RandomState(4)
+    n_units, n_rows, rate = 64, 40, 0.5
+    params = random_network(8, (n_units,), 5, rng)
+    params["hidden_biases_0"][:] = 5.0
+    X = sp.csr_matrix(np.tile(rng.rand(1, 8).astype(np.float32), (n_rows, 1)))
+    Y = sp.csr_matrix(np.tile(np.eye(5, dtype=np.float32)[[2]], (n_rows, 1)))
+    before = {k: np.array(v, copy=True) for k, v in params.items()}
+    dropped = []
+    for row in range(n_rows):
+        trial = {k: np.array(v, copy=True) for k, v in before.items()}
+        schedule = state.init_schedule(50, 0)
+        schedule["samples_seen"] = row  # the sample's stream: (seed, samples seen + slot)
+        epoch(trial, None, X, Y, np.array([row], dtype=np.int64), config(0.05, 1, dropout=rate),
+              schedule)
+        dropped.append(np.abs(trial["output_weights_adam_m"]).sum(axis=0) == 0)
+    dropped = np.array(dropped)
+    assert len({tuple(d) for d in dropped}) == n_rows  # samples' own streams
+    assert abs(dropped.mean() - rate) < 0.05  # 2,560 draws: sd 0.01
+    # Prediction sees every unit, unscaled: the training-time mask is not applied.
+    trained = {k: np.array(v, copy=True) for k, v in before.items()}
+    epoch(trained, None, X, Y, np.arange(n_rows, dtype=np.int64),
+          config(0.05, 8, dropout=rate), state.init_schedule(50, 0))
+    z = relu(X[:1].toarray().astype(np.float64) @ trained["hidden_weights_0"]
+             + trained["hidden_biases_0"])
+    expected = z @ trained["output_weights"].T.astype(np.float64) + trained["output_biases"]
+    np.testing.assert_allclose(engine.predict_scores(trained, X[:1], False, 1), expected,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_cluster_candidates_are_the_labels_of_the_best_clusters():
+    # candidates="clusters": a sample's active set is its true labels and the
+    # members of the n_probes clusters whose centres score its hidden vector
+    # highest (ties to the lower cluster); min_active=0 adds no random ones.
+    # The engine marks every output row it updated with the step.
+    from sklearn_slide import _label_clusters as label_clusters
+
+    rng = np.random.RandomState(5)
+    n_labels, n_probes, label = 300, 3, 7
+    params = random_network(12, (8,), n_labels, rng)
+    index = label_clusters.build_label_clusters(params["output_weights"],
+                                                params["output_biases"])
+    X = sp.random(1, 12, density=0.7, format="csr", random_state=5, dtype=np.float32)
+    Y = sp.csr_matrix(np.eye(n_labels, dtype=np.float32)[[label]])
+    h = relu(X.toarray()[0].astype(np.float64) @ params["hidden_weights_0"]
+             + params["hidden_biases_0"])
+    scores = index["centroid_weights"].astype(np.float64) @ h + index["centroid_biases"]
+    best = np.argsort(-scores, kind="stable")[:n_probes]
+    expected = {label}.union(*(index["ids"][index["offsets"][c]:index["offsets"][c + 1]].tolist()
+                               for c in best))
+    assert 1 + n_probes <= len(expected) < n_labels
+    cfg = config(1e-3, 1, exact=False, min_active=0, max_active=n_labels)
+    engine.train_epoch(params, None, engine.training_data(X, Y), np.zeros(1, dtype=np.int64),
+                       cfg, state.init_schedule(50, 0), check_state=True, clusters=index,
+                       n_probes=n_probes)
+    assert set(np.flatnonzero(params["output_row_step"] == 1).tolist()) == expected

@@ -24,7 +24,8 @@ def data():
 @pytest.fixture(scope="module")
 def lsh_model(data):
     X, Y = data
-    return SlideClassifier(**FAST, hash_family="dwta", min_active=8, max_active=32).fit(X, Y)
+    return SlideClassifier(**FAST, hash_family="dwta", candidates="lsh", min_active=8,
+                           max_active=32).fit(X, Y)
 
 
 def _state_copy(clf):

@@ -94,7 +94,7 @@ def test_grid_search_over_hash_parameters_with_sparse_y(data):
     X, Y, X_test, Y_test = data
     assert sp.issparse(Y)
     search = GridSearchCV(
-        SlideClassifier(**SMALL),
+        SlideClassifier(candidates="lsh", **SMALL),
         HASH_GRID,
         scoring=xmc_scorer(),
         refit="P@1",

@@ -37,7 +37,8 @@ def exact_hidden_model(xmc_small):
     stay arbitrary float32 values."""
     X, Y, X_test, _ = xmc_small
     # Odd hidden width: exercises the zero-padded last pair of the native kernels.
-    clf = SlideClassifier(hidden_layer_sizes=(21,), hash_family="dwta", min_active=40,
+    clf = SlideClassifier(hidden_layer_sizes=(21,), hash_family="dwta", candidates="lsh",
+                          min_active=40,
                           max_iter=1, random_state=0, n_threads=2).fit(X, Y)
     params = clf._network["params"]
     rng = np.random.RandomState(0)
@@ -177,8 +178,8 @@ def test_every_inference_mode_gives_a_label_the_same_score(xmc_small, precision)
     # Clusters and LSH candidates are scored by the kernel exact scoring uses,
     # so they only choose which labels to score, never change a score.
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", max_iter=1, min_active=40, random_state=0,
-                          precision=precision).fit(X, Y)
+    clf = SlideClassifier(hash_family="dwta", candidates="lsh", max_iter=1, min_active=40,
+                          random_state=0, precision=precision).fit(X, Y)
     n_labels = len(clf.classes_)
     scores = {}
     for mode in ("exact", "clusters", "lsh"):

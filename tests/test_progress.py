@@ -92,7 +92,8 @@ def test_progress_chunks_train_exactly_as_one_call(xmc_small, monkeypatch):
     real = training.engine.train_epoch
     monkeypatch.setattr(training.engine, "train_epoch",
                         lambda *args, **kwargs: calls.append(len(args[3])) or real(*args, **kwargs))
-    often = dict(batch_size=64, rehash_interval=5, rebuild_every=3)  # many rehashes
+    often = dict(batch_size=64, rehash_interval=5, rebuild_every=3,  # many rehashes
+                 candidates="lsh")
     quiet, _ = _fit(X, Y, 0, **often)
     assert calls == [X.shape[0]] * 2  # verbose=0: one call per epoch
     calls.clear()

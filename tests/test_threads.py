@@ -28,7 +28,8 @@ def test_fit_releases_the_gil(xmc_small):
 
 def test_concurrent_predictions_equal_sequential(xmc_small):
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", max_iter=2, random_state=0, n_threads=2).fit(X, Y)
+    clf = SlideClassifier(hash_family="dwta", candidates="lsh", max_iter=2, random_state=0,
+                          n_threads=2).fit(X, Y)
     for inference in ("exact", "clusters", "lsh"):
         clf.set_params(inference=inference)
         expected = clf.predict_topk(X_test, k=5)

@@ -56,9 +56,21 @@ void ActiveSetSampler::add_bucket_candidates(const HashTables& tables, const uin
   ids_.insert(ids_.end(), by_hits_.begin(), by_hits_.begin() + budget);
 }
 
+void ActiveSetSampler::add_group_candidates(const IdGroups& groups, int64_t budget) {
+  for (const auto& [members, size] : groups)
+    for (int64_t i = 0; i < size; ++i) {
+      if (budget <= 0) return;
+      if (insert(members[i])) {
+        ids_.push_back(members[i]);
+        --budget;
+      }
+    }
+}
+
 void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_labels,
                                           const HashTables* tables, const uint32_t* buckets,
-                                          const ActiveSetLimits& limits, bool exact, Rng& rng) {
+                                          const IdGroups* groups, const ActiveSetLimits& limits,
+                                          bool exact, Rng& rng) {
   start_sample();
   for (int64_t i = 0; i < n_labels; ++i)
     if (insert(labels[i])) ids_.push_back(labels[i]);
@@ -80,7 +92,8 @@ void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_label
     random_pool_ = 0;
     return;
   }
-  add_bucket_candidates(*tables, buckets, limits.max_active - n_true_);
+  if (tables) add_bucket_candidates(*tables, buckets, limits.max_active - n_true_);
+  if (groups) add_group_candidates(*groups, limits.max_active - n_true_);
 
   first_random_ = static_cast<int64_t>(ids_.size());
   random_pool_ = n_neurons_ - first_random_;

@@ -1,6 +1,7 @@
 // Per-thread construction of a sample's active output neurons: its true labels,
-// then the union of its L buckets (most frequent across tables first when the
-// union is too large), then random negatives up to a minimum size.
+// then its candidates (the union of its L buckets, most frequent across tables
+// first when the union is too large, or the members of its best label
+// clusters, best cluster first), then random negatives up to a minimum size.
 //
 // The negatives are drawn per sample. (Drawing them once per batch and sharing
 // them cuts the rows Adam updates per batch ~100x, but measured on 100k labels it
@@ -13,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "slide/hash_tables.h"
@@ -30,12 +32,16 @@ class ActiveSetSampler {
  public:
   explicit ActiveSetSampler(int64_t n_neurons);
 
-  // Training: ids() starts with the n_true() deduplicated true labels.
-  // `buckets` has tables.n_tables entries; `exact` selects every neuron;
+  // Groups of candidate ids (the members of a sample's best clusters), best first.
+  using IdGroups = std::vector<std::pair<const int32_t*, int64_t>>;
+
+  // Training: ids() starts with the n_true() deduplicated true labels, then the
+  // candidates of `tables` (buckets: tables->n_tables entries) or of `groups`
+  // (either may be null), then random negatives. `exact` selects every neuron;
   // `rng` draws the random negatives (a per-sample stream).
   void build_for_training(const int32_t* labels, int64_t n_labels, const HashTables* tables,
-                          const uint32_t* buckets, const ActiveSetLimits& limits, bool exact,
-                          Rng& rng);
+                          const uint32_t* buckets, const IdGroups* groups,
+                          const ActiveSetLimits& limits, bool exact, Rng& rng);
   // Inference: the retrieved candidates only (deterministic), topped up from
   // `fallback` (e.g. the most frequent labels) when fewer than `at_least`.
   void build_for_inference(const HashTables& tables, const uint32_t* buckets, int64_t max_active,
@@ -52,6 +58,7 @@ class ActiveSetSampler {
   void start_sample();
   bool insert(int32_t id);  // false if already present
   void add_bucket_candidates(const HashTables& tables, const uint32_t* buckets, int64_t budget);
+  void add_group_candidates(const IdGroups& groups, int64_t budget);
 
   int64_t n_neurons_;
   // Every id met this sample (true labels, all bucket candidates, negatives),

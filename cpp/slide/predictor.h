@@ -11,6 +11,7 @@
 #include "slide/csr_view.h"
 #include "slide/hash_family.h"
 #include "slide/hash_tables.h"
+#include "slide/label_clusters.h"
 #include "slide/network.h"
 #include "slide/output_scorer.h"
 #include "slide/stop_poll.h"
@@ -39,17 +40,6 @@ struct LshQuery {
 void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQuery& query,
                       const FeatureMatrix& X, TopKOutput out, const OutputScoring& scoring,
                       int n_threads, const StopCheck& should_stop);
-
-// Output neurons grouped by the direction of their weights (built by
-// sklearn_slide/_label_clusters.py): cluster c holds ids[offsets[c]..offsets[c+1])
-// and is scored like a neuron with weights centroid_weights[c] and bias centroid_biases[c].
-struct LabelClusters {
-  const float* centroid_weights;  // n_clusters x last_hidden_size
-  const float* centroid_biases;   // n_clusters
-  int64_t n_clusters;
-  const int32_t* offsets;         // n_clusters + 1, from 0 to n_labels
-  const int32_t* ids;             // n_labels
-};
 
 // Scores the labels of the n_probes best clusters of each row (more clusters, in
 // order, while fewer than k labels were scored).

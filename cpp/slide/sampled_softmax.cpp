@@ -7,11 +7,50 @@
 #include "slide/prefetch.h"
 
 namespace slide {
+namespace {
+
+// Inverted dropout of the hidden vector h: each unit is zeroed with probability
+// `rate`, the others scaled by `keep_scale`; returns nothing to undo (the zeros
+// stay in the activation the backward pass reads, which masks their deltas).
+void drop_units(float* h, int64_t n, double rate, float keep_scale, Rng& rng) {
+  // A unit is dropped when the top 32 bits of a draw fall below rate * 2^32.
+  const auto threshold = static_cast<uint64_t>(rate * 4294967296.0);
+  for (int64_t o = 0; o < n; ++o) h[o] = (rng.next() >> 32) < threshold ? 0.f : h[o] * keep_scale;
+}
+
+// The members of the sample's n_probes best clusters (ties: lower cluster first).
+const ActiveSetSampler::IdGroups& best_cluster_members(const ClusterNegatives& negatives,
+                                                       const float* h, int64_t dim,
+                                                       ThreadScratch& ts) {
+  const LabelClusters& c = *negatives.clusters;
+  const Kernels& k = kernels();
+  ts.cluster_scores.resize(c.n_clusters);
+  ts.cluster_rank.resize(c.n_clusters);
+  for (int64_t i = 0; i < c.n_clusters; ++i) {
+    ts.cluster_scores[i] = k.dot(c.centroid_weights + i * dim, h, dim) + c.centroid_biases[i];
+    ts.cluster_rank[i] = static_cast<int32_t>(i);
+  }
+  const int64_t n_probes = std::min(negatives.n_probes, c.n_clusters);
+  const auto better = [&ts](int32_t a, int32_t b) {
+    const float sa = ts.cluster_scores[a], sb = ts.cluster_scores[b];
+    return sa > sb || (sa == sb && a < b);
+  };
+  std::partial_sort(ts.cluster_rank.begin(), ts.cluster_rank.begin() + n_probes,
+                    ts.cluster_rank.end(), better);
+  ts.cluster_members.clear();
+  for (int64_t i = 0; i < n_probes; ++i) {
+    const int32_t cl = ts.cluster_rank[i];
+    ts.cluster_members.emplace_back(c.ids + c.offsets[cl], c.offsets[cl + 1] - c.offsets[cl]);
+  }
+  return ts.cluster_members;
+}
+
+}  // namespace
 
 void train_sample(const Network& net, const HashTables* tables, const HashFamily* family,
-                  const TrainConfig& config, const FeatureMatrix& X, const LabelMatrix& Y,
-                  int64_t row, int64_t s, float inv_batch, Rng& rng, BatchSlots& slots,
-                  ThreadScratch& ts) {
+                  const ClusterNegatives& negatives, const TrainConfig& config,
+                  const FeatureMatrix& X, const LabelMatrix& Y, int64_t row, int64_t s,
+                  float inv_batch, Rng& rng, BatchSlots& slots, ThreadScratch& ts) {
   const Kernels& k = kernels();
   const int32_t* labels = Y.indices + Y.row_begin(row);
   const int64_t n_labels = Y.row_nnz(row);
@@ -24,16 +63,21 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
 
   forward_hidden(net, X, row, ts.activations);
   const size_t n_hidden = net.hidden.size();
+  const int64_t dim = net.last_hidden_size();
+  const float keep_scale = static_cast<float>(1.0 / (1.0 - config.dropout));
+  if (config.dropout > 0.0)
+    drop_units(ts.activations.layer(n_hidden - 1), dim, config.dropout, keep_scale, rng);
   for (size_t i = 0; i < n_hidden; ++i)
     std::copy(ts.activations.layer(i), ts.activations.layer(i) + net.hidden[i].n_out(),
               slots.activation(i, s));
   const float* h = ts.activations.last();
-  const int64_t dim = net.last_hidden_size();
 
-  if (!config.exact)
+  if (tables)
     bucket_indices_of(*family, tables->table_bits, h, *ts.bucket_scratch, ts.buckets.data());
-  ts.sampler.build_for_training(labels, n_labels, tables, ts.buckets.data(), config.limits,
-                                config.exact, rng);
+  const ActiveSetSampler::IdGroups* groups =
+      negatives.clusters && !config.exact ? &best_cluster_members(negatives, h, dim, ts) : nullptr;
+  ts.sampler.build_for_training(labels, n_labels, tables, ts.buckets.data(), groups,
+                                config.limits, config.exact, rng);
   const std::vector<int32_t>& active = ts.sampler.ids();
   const int64_t n_active = static_cast<int64_t>(active.size());
   const int64_t n_true = ts.sampler.n_true();
@@ -95,7 +139,9 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
     const float* z = slots.activation(i, s);
     float* d = slots.delta(i, s);
     if (i + 1 == static_cast<int64_t>(n_hidden)) {
-      for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? dh[o] : 0.f;
+      // Dropped units have z = 0; the kept ones were scaled by keep_scale.
+      const float scale = config.dropout > 0.0 ? keep_scale : 1.f;
+      for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? dh[o] * scale : 0.f;
     } else {
       const Layer& next = net.hidden[i + 1];
       const float* d_next = slots.delta(i + 1, s);

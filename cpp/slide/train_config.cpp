@@ -27,6 +27,7 @@ void check_train_config(const TrainConfig& c) {
   if (!(c.rehash_growth >= 1.0) || !std::isfinite(c.rehash_growth))
     fail("rehash_growth must be finite and >= 1");
   if (c.rebuild_every < 0) fail("rebuild_every must be >= 0");
+  if (!(c.dropout >= 0.0 && c.dropout < 1.0)) fail("dropout must be in [0, 1)");
 }
 
 }  // namespace slide

@@ -34,6 +34,9 @@ struct TrainConfig {
   // Dense: also step the rows of the input and output layers that got no
   // gradient (PyTorch's dense Adam); Lazy: only the touched rows (adam.h).
   AdamUpdates adam_updates = AdamUpdates::Lazy;
+  // Inverted dropout of the last hidden layer in training: each sample zeroes
+  // each unit with this probability and scales the others by 1 / (1 - dropout).
+  double dropout = 0.5;
 };
 
 // std::invalid_argument naming the first option out of range.

@@ -39,12 +39,14 @@ void rebuild_output_tables(const Network& net, HashTables& tables, const TrainCo
 EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
                        const LabelMatrix& Y, const int64_t* order, int64_t n_order,
                        const TrainConfig& config, TrainSchedule& schedule,
-                       const StopCheck& should_stop) {
-  if (!config.exact && !tables) throw std::invalid_argument("sampled training needs hash tables");
+                       const StopCheck& should_stop, const ClusterNegatives& negatives) {
+  if (config.exact) tables = nullptr;
+  if (!config.exact && !tables && !negatives.clusters)
+    throw std::invalid_argument("sampled training needs hash tables or label clusters");
   if (config.batch_size > INT32_MAX) throw std::invalid_argument("batch_size is too large");
   const int n_threads = config.n_threads < 1 ? 1 : config.n_threads;
   std::unique_ptr<HashFamily> family;
-  if (!config.exact) family = output_family(net, *tables, config, schedule.hash_seed);
+  if (tables) family = output_family(net, *tables, config, schedule.hash_seed);
 
   const int64_t batch = std::min(config.batch_size, std::max<int64_t>(n_order, 1));
   BatchSlots slots(net, batch);
@@ -65,7 +67,7 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
     const int64_t end = std::min(n_order, begin + batch);
     const int64_t n = end - begin;
 
-    if (!config.exact && schedule.step >= schedule.next_rehash_step) {
+    if (tables && schedule.step >= schedule.next_rehash_step) {
       const bool new_functions = config.rebuild_every > 0 && schedule.n_rehashes > 0 &&
                                  schedule.n_rehashes % config.rebuild_every == 0;
       if (new_functions) {
@@ -89,8 +91,8 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
       errors.run([&] {
         // A stream per sample: its negatives do not depend on the thread that runs it.
         Rng rng(config.seed, static_cast<uint64_t>(schedule.samples_seen + s));
-        train_sample(net, tables, family.get(), config, X, Y, order[begin + s], s, inv_batch,
-                     rng, slots, *scratch[omp_get_thread_num()]);
+        train_sample(net, tables, family.get(), negatives, config, X, Y, order[begin + s], s,
+                     inv_batch, rng, slots, *scratch[omp_get_thread_num()]);
       });
     }
     errors.rethrow();

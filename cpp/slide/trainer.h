@@ -12,6 +12,7 @@
 #include "slide/csr_view.h"
 #include "slide/hash_tables.h"
 #include "slide/network.h"
+#include "slide/sampled_softmax.h"
 #include "slide/stop_poll.h"
 #include "slide/train_config.h"
 
@@ -38,13 +39,13 @@ struct EpochStats {
 };
 
 // Trains over the rows `order[0..n_order)` of X/Y in batches. `tables` may be
-// null when config.exact. Throws std::runtime_error (before applying the step)
+// null when config.exact or when `negatives` gives the candidates. Throws std::runtime_error (before applying the step)
 // when a batch's loss is not finite, and Interrupted after the step in which
 // `should_stop` (polled between batches, StopPoll) said stop.
 EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
                        const LabelMatrix& Y, const int64_t* order, int64_t n_order,
                        const TrainConfig& config, TrainSchedule& schedule,
-                       const StopCheck& should_stop);
+                       const StopCheck& should_stop, const ClusterNegatives& negatives = {});
 
 // Rebuilds the output layer's tables with the schedule's current hash functions.
 void rebuild_output_tables(const Network& net, HashTables& tables, const TrainConfig& config,
