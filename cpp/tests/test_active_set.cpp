@@ -28,7 +28,7 @@ struct SmallTables {
   const std::vector<int32_t>& sample(slide::ActiveSetSampler& sampler, int32_t label,
                                      slide::ActiveSetLimits limits, slide::Rng& rng) const {
     const uint32_t buckets[] = {0, 0};
-    sampler.build_for_training(&label, 1, &tables, buckets, limits, false, rng);
+    sampler.build_for_training(&label, 1, &tables, buckets, nullptr, limits, false, rng);
     return sampler.ids();
   }
 };
@@ -43,7 +43,7 @@ TEST(active_set_exact_holds_every_neuron_true_labels_first) {
   slide::ActiveSetSampler sampler(12);
   slide::Rng rng(1);
   const int32_t labels[] = {3, 3, 1};
-  sampler.build_for_training(labels, 3, nullptr, nullptr, {0, 12}, true, rng);
+  sampler.build_for_training(labels, 3, nullptr, nullptr, nullptr, {0, 12}, true, rng);
   const auto& ids = sampler.ids();
   CHECK_EQ(sampler.n_true(), 2);
   CHECK_EQ(ids[0], 3);
