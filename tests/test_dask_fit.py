@@ -35,7 +35,8 @@ from sklearn_slide.datasets import make_extreme_multilabel
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SMALL = {"hidden_layer_sizes": (32,), "batch_size": 32, "min_active": 32, "max_active": 128,
-         "hash_family": "dwta", "n_threads": 1, "random_state": 0}
+         "hash_family": "dwta", "n_threads": 1, "random_state": 0,
+         "candidates": "lsh", "dropout": 0.0}  # tuned before dropout; replicas use the tables
 
 
 def _cluster(n_workers=2):
