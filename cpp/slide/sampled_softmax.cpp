@@ -25,21 +25,14 @@ const ActiveSetSampler::IdGroups& best_cluster_members(const ClusterNegatives& n
   const LabelClusters& c = *negatives.clusters;
   const Kernels& k = kernels();
   ts.cluster_scores.resize(c.n_clusters);
-  ts.cluster_rank.resize(c.n_clusters);
-  for (int64_t i = 0; i < c.n_clusters; ++i) {
+  for (int64_t i = 0; i < c.n_clusters; ++i)
     ts.cluster_scores[i] = k.dot(c.centroid_weights + i * dim, h, dim) + c.centroid_biases[i];
-    ts.cluster_rank[i] = static_cast<int32_t>(i);
-  }
   const int64_t n_probes = std::min(negatives.n_probes, c.n_clusters);
-  const auto better = [&ts](int32_t a, int32_t b) {
-    const float sa = ts.cluster_scores[a], sb = ts.cluster_scores[b];
-    return sa > sb || (sa == sb && a < b);
-  };
-  std::partial_sort(ts.cluster_rank.begin(), ts.cluster_rank.begin() + n_probes,
-                    ts.cluster_rank.end(), better);
+  if (!ts.cluster_order) ts.cluster_order = std::make_unique<ClusterOrder>(c.n_clusters, n_probes);
+  const std::vector<int32_t>& ranked = ts.cluster_order->rank(ts.cluster_scores.data());
   ts.cluster_members.clear();
   for (int64_t i = 0; i < n_probes; ++i) {
-    const int32_t cl = ts.cluster_rank[i];
+    const int32_t cl = ranked[i];
     ts.cluster_members.emplace_back(c.ids + c.offsets[cl], c.offsets[cl + 1] - c.offsets[cl]);
   }
   return ts.cluster_members;

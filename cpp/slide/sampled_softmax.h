@@ -12,6 +12,7 @@
 
 #include "slide/active_set.h"
 #include "slide/batch_slots.h"
+#include "slide/cluster_order.h"
 #include "slide/csr_view.h"
 #include "slide/forward.h"
 #include "slide/hash_family.h"
@@ -47,7 +48,7 @@ struct ThreadScratch {
   std::unique_ptr<BucketScratch> bucket_scratch;
   std::vector<float> logits;
   std::vector<float> cluster_scores;
-  std::vector<int32_t> cluster_rank;
+  std::unique_ptr<ClusterOrder> cluster_order;  // made at the first sample (sizes fixed per epoch)
   ActiveSetSampler::IdGroups cluster_members;
 };
 
