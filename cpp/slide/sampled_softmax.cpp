@@ -132,9 +132,8 @@ void train_sample(const Network& net, const HashTables* tables, const HashFamily
     const float* z = slots.activation(i, s);
     float* d = slots.delta(i, s);
     if (i + 1 == static_cast<int64_t>(n_hidden)) {
-      // Dropped units have z = 0; the kept ones were scaled by keep_scale.
-      const float scale = config.dropout > 0.0 ? keep_scale : 1.f;
-      for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? dh[o] * scale : 0.f;
+      // Dropped units have z = 0; the kept ones were scaled by keep_scale (1 without dropout).
+      for (int64_t o = 0; o < n_out; ++o) d[o] = z[o] > 0.f ? dh[o] * keep_scale : 0.f;
     } else {
       const Layer& next = net.hidden[i + 1];
       const float* d_next = slots.delta(i + 1, s);
