@@ -7,9 +7,10 @@ state and epoch loop), ``_inference`` (scorer routing and caches),
 ``_network_state`` (the fitted arrays), ``_memory`` (estimates and budget), and
 ``_engine`` (the only door to the C++ engine).
 
-One concept, the public surface, in one file of ~500 lines: about 170 of them
-are the class docstring (every parameter's measured effect), the rest is the
-order of the steps of each public method; no step is implemented here.
+One concept, the public surface, in one file: most of it is the class
+docstring (every parameter's measured effect) and the constructor's keywords;
+the rest is the order of the steps of each public method; no step is
+implemented here.
 """
 
 import inspect

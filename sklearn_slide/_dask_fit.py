@@ -16,6 +16,13 @@ blocks are loaded again (in-memory blocks are sent again from this process,
 Delayed and Dask-array blocks are recomputed, Futures are reused if the
 cluster still has them). A lost scheduler ends the fit with RuntimeError; the
 estimator is committed only at the end, so it is unchanged.
+
+Why one module of ~500 lines: it is everything of ``fit_distributed`` that
+talks to ``distributed`` (worker-side tasks, where blocks live, the pool that
+runs a round and tells a dead worker from a failed task, the entry point), and
+these pieces only make sense together; ``DaskPool`` (the fault handling) is
+a third of it. The algorithm itself is Dask-free (``_data_parallel``, whose
+in-process pool is the oracle the Dask pool is tested against).
 """
 
 import asyncio

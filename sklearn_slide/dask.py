@@ -26,6 +26,14 @@ are launched), so an estimator with ``n_threads=None`` trains and predicts with
 one thread on a worker. The helpers here replace ``n_threads=None`` by the
 worker's share of cores (``n_threads="auto"``); an explicit integer on the
 estimator is kept.
+
+Why one module of ~700 lines: it is the public Dask surface, and its helpers
+share the pieces that make a model behave on a worker (the thread plan above,
+the client lookup, the row blocks of a Dask array, a matrix or a sequence);
+with ``_dask_fit`` (which it imports), it is the only module that imports
+``dask``. The data-parallel machinery of ``fit_distributed`` (rounds,
+replicas, faults) is ``_dask_fit``'s, its Dask-free algorithm
+``_data_parallel``'s.
 """
 
 import copy

@@ -9,6 +9,14 @@ The format (used by the XC repository, Parabel, PfastreXML, napkinXC, ...) is::
 Ids are 0-based.  The reader is vectorised: each block of lines is classified
 byte by byte with NumPy, so no Python code runs per token or per line, and
 the memory it needs is the output (O(nnz)) plus one block.
+
+Why one module of ~650 lines: it is one file format. The reader is one
+vectorised tokenizer (byte classes, token runs, per-line checks with the line
+number in every error) whose intermediate arrays flow from step to step, so
+splitting it would only pass them between files; the writer is the reader's
+inverse (``dump_xc`` output loads back to the same matrices, which the tests
+check), so the two change together. Streaming by blocks (``iter_xc``) is
+``_xc_blocks``.
 """
 
 import bz2
