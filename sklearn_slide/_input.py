@@ -7,6 +7,24 @@ arrays: every public function that takes a sparse matrix (the estimator,
 since scipy trusts arrays that were modified after construction: converting
 or slicing a damaged CSC/COO/DIA/LIL matrix wrote out of bounds (a crash) or
 read uninitialised memory (silent garbage).
+
+X passes three checks per call, each once and in this order, because each
+needs what the one before guarantees:
+
+1. ``check_sparse_structure`` on X as given: the storage is safe to convert
+   (scipy's own conversions, run next, trust the index arrays).
+2. scikit-learn's ``validate_data``: the estimator contract (dense or any
+   sparse format to CSR float32, n_features_in_ / feature_names_in_, NaN and
+   infinity refused with scikit-learn's messages, empty input, ...).
+3. ``as_canonical_csr`` on the CSR it returns: sorted, duplicate-free indices
+   and no stored zeros, so that a fit depends only on X's values.
+
+The engine checks the CSR's index ranges once more when it takes the arrays
+(once per fit, ``_engine.training_data``, and once per prediction call): it
+trusts no caller. Merging 1-3 into one pass would mean re-implementing
+``validate_data`` and gain little: on a CSR of 15M entries the three cost a
+fraction of a per cent of one training epoch (benchmarks/NOTES.md, "Issue 13:
+the checks of X per fit").
 """
 
 import itertools
