@@ -42,7 +42,9 @@ except ImportError as exc:
 def grid_search(client, X, Y, args):
     """Path 1: GridSearchCV over hash parameters, one fit per task on the workers."""
     search = GridSearchCV(
-        SlideClassifier(hash_family="dwta", max_iter=args.epochs, random_state=args.seed),
+        # candidates="lsh": the hash tables (and so their parameters) are used.
+        SlideClassifier(hash_family="dwta", candidates="lsh", max_iter=args.epochs,
+                        random_state=args.seed),
         {"hash_bits": [4, 6], "n_tables": [16, 32]},
         scoring=xmc_scorer(k_values=(1, 5)),
         refit="P@1",

@@ -125,8 +125,10 @@ def main():
 
     epochs = args.epochs or (2 if args.quick else 3)
     estimator = SlideClassifier(
-        # A small hidden layer and few random negatives: the active set is
-        # mostly what the hash tables retrieve, so their parameters matter.
+        # Negatives from SLIDE's hash tables (the default, "clusters", builds
+        # none). A small hidden layer and few random negatives: the active set
+        # is mostly what the tables retrieve, so their parameters matter.
+        candidates="lsh",
         hidden_layer_sizes=(64,),
         min_active=32,
         max_iter=epochs,

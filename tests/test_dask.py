@@ -200,7 +200,9 @@ def _search(estimator, grid=None, scoring=None):
 
 def test_grid_search_on_dask_backend_matches_local_and_scatters_once(client, data, monkeypatch):
     X, Y, _, _ = data  # Y is a sparse label matrix
-    model = SlideClassifier(hash_family="dwta", max_iter=1, n_threads=1, random_state=0, **SMALL)
+    # candidates="lsh": the searched hash parameters change the model.
+    model = SlideClassifier(hash_family="dwta", candidates="lsh", max_iter=1, n_threads=1,
+                            random_state=0, **SMALL)
     local = _search(model, {"hash_bits": [3, 5], "n_tables": [4, 8]}).fit(X, Y)
 
     scattered = []

@@ -254,8 +254,10 @@ def _fitted(kind):
         if kind == "multilabel":
             _FITTED[kind] = SlideClassifier(**TINY).fit(X, Y)
         else:
+            # With hash tables: the LSH predictor and damaged tables are fuzzed too.
             _FITTED[kind] = SlideClassifier(
-                **TINY, hash_family="dwta", inference="lsh", min_active=2, max_active=4
+                **TINY, hash_family="dwta", candidates="lsh", inference="lsh", min_active=2,
+                max_active=4,
             ).fit(X, np.arange(X.shape[0]) % N_LABELS)
     return _FITTED[kind]
 
@@ -439,6 +441,7 @@ def test_fuzz_estimator_inputs(tmp_path):
 
 
 def test_fuzz_damaged_models(tmp_path):
+    assert _fitted("multiclass")._network["tables"] is not None  # so damaged tables are fuzzed
     counts = run_fuzz(state_target, 600, seed=20240603, workdir=str(tmp_path))
     assert counts.get("refused", 0) > 200 and counts.get("accepted", 0) > 50, counts
 

@@ -221,8 +221,9 @@ TRUNCATED = textwrap.dedent(
     from sklearn_slide.datasets import make_extreme_multilabel
 
     X, Y = make_extreme_multilabel(300, 300, 60, random_state=0)
+    # candidates="lsh": the model has hash tables, which the "lsh" call reads.
     clf = SlideClassifier(max_iter=1, random_state=0, n_threads=1, hidden_layer_sizes=(64,),
-                          hash_family="dwta").fit(X, Y)
+                          hash_family="dwta", candidates="lsh").fit(X, Y)
     results = {}
     calls = {
         "predict_topk": lambda m: m.predict_topk(X, k=3),
