@@ -167,17 +167,22 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         vs 71.2; it needs more epochs (hence ``max_iter=15``) and costs ~2
         points of PSP@5 on debian-deps. 0.0 trains as before the parameter
         existed.
-    inference : {"exact", "clusters", "lsh"}, default="exact"
+    inference : {"exact", "clusters"}, default="exact"
         How ``predict_topk`` and ``predict`` score. "exact": every output neuron.
         "clusters": the output neurons are grouped once by the direction of their
         weights (about ``4 sqrt(n_labels)`` clusters, built at the first such call
         after fitting: 0.5 s at 100k labels, 2 s at 670k); each row scores the
         cluster centres, then only the labels of its ``n_probes`` best clusters.
-        Measured at 100k and 670k labels: recall@5 of the exact top 5 0.997,
-        15x and 43x faster than exact (BENCHMARKS.md, inference). "lsh": only the
-        neurons the training hash tables return (SLIDE's inference); with the
-        training tables' settings it misses most of the exact top-k (recall@5
-        0.03 measured at 100k labels), so prefer "clusters".
+        Measured at 100k and 670k labels: recall@5 of the exact top 5 0.98-1.00,
+        16x and 36x faster than exact (BENCHMARKS.md, inference).
+
+        .. deprecated:: 0.1
+           "lsh" (only the neurons the training hash tables return, SLIDE's
+           inference) warns with a FutureWarning and predicts as "clusters"; it
+           will be refused from the next release, and models saved with it load
+           with "clusters". The training tables are built for sampling, not
+           retrieval: recall@5 of the exact top 5 was 0.05 at 100k labels and
+           0.006 at 670k.
     n_probes : int or None, default=None
         Clusters scored per row with ``inference="clusters"`` (more clusters are
         scored while fewer than k labels were). More: higher recall, slower.
@@ -581,6 +586,7 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         # default, or what the model did before the parameter existed.
         for name, default in _constructor_defaults(type(self)).items():
             state_dict.setdefault(name, config.value_before(name, default))
+        state_dict["inference"] = inference.inference_of_saved_model(state_dict["inference"])
         if network is not None and "_lr_schedule" not in state_dict:
             # Fitted before learning-rate schedules: it trained at learning_rate.
             state_dict["_lr_schedule"] = lr_schedule.new_state(state_dict["learning_rate"])

@@ -78,7 +78,8 @@ PARAMETERS = {
     "logq_correction": Parameter(["boolean"], engine=True, before=False),
     "candidates": Parameter([StrOptions({"clusters", "lsh"})], before="lsh"),
     "dropout": Parameter([Interval(Real, 0, 1, closed="left")], engine=True, before=0.0),
-    "inference": Parameter([StrOptions({"exact", "clusters", "lsh"})]),
+    # "lsh" is deprecated: it predicts as "clusters" (_inference.LSH_DEPRECATION).
+    "inference": Parameter([StrOptions({"exact", "clusters", "lsh"}, deprecated={"lsh"})]),
     "n_probes": Parameter([*_int(1, INT32_MAX), None]),
     "precision": Parameter([StrOptions({"float32", "bfloat16"})]),
     "predict_k": Parameter([*_int(1), None]),

@@ -1,10 +1,14 @@
-"""Inference: which scorer a prediction runs (exact, label clusters, LSH;
+"""Inference: which scorer a prediction runs (exact or label clusters;
 float32 or bfloat16) and the data derived from the weights that it caches.
 
 Derived data (the cluster index, the packed bfloat16 output layer) is held in
 ``_derived_cache``, outside the estimator: not pickled, dropped when training
 starts, keyed by the weights it was derived from.
 """
+
+import os
+import sys
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +21,47 @@ from . import _saved_model as saved_model
 from .metrics._ranking import _top_k_chunk
 
 
+# inference="lsh" scored the neurons the training hash tables returned. Those
+# tables are built for sampling, not retrieval: recall@5 of the exact top 5 was
+# 0.05 at 100k labels and 0.006 at 670k (BENCHMARKS.md, inference), against
+# 0.98-1.00 for the label clusters at 16-43x exact's speed. So the value now
+# runs "clusters", warns for one release, and will then be refused.
+LSH_DEPRECATION = (
+    'inference="lsh" is deprecated (sklearn_slide 0.1) and will be refused from the next '
+    'release; it now predicts as inference="clusters" (the training hash tables missed '
+    'most of the exact top 5: recall@5 0.05 at 100k labels, 0.006 at 670k). '
+    'Set inference="clusters" or "exact" to silence this warning.'
+)
+
+
+def resolved_inference(estimator):
+    """The scorer ``estimator.inference`` selects: "exact" or "clusters"."""
+    if estimator.inference == "lsh":
+        warnings.warn(LSH_DEPRECATION, FutureWarning, stacklevel=_user_stacklevel())
+        return "clusters"
+    return estimator.inference
+
+
+def inference_of_saved_model(value):
+    """The ``inference`` a model saved with ``value`` loads with."""
+    if value == "lsh":
+        warnings.warn('this model was saved with inference="lsh", which is deprecated: it '
+                      'loads with inference="clusters". ' + LSH_DEPRECATION.split("; ")[1],
+                      FutureWarning, stacklevel=_user_stacklevel())
+        return "clusters"
+    return value
+
+
+def _user_stacklevel():
+    # The warning names the first caller outside this package (predict,
+    # score, a scorer...), whichever public method led here.
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def predict_topk(estimator, X, k):
     """(labels, scores) of the top k labels of the rows of canonical CSR X."""
     network = estimator._network
@@ -24,31 +69,16 @@ def predict_topk(estimator, X, k):
     n_labels = len(estimator.classes_)
     memory.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k,
                                          **bfloat16_copy_bytes(estimator)})
-    lsh = clusters = None
-    if estimator.inference == "clusters":
+    clusters = None
+    if resolved_inference(estimator) == "clusters":
         index = cluster_index(estimator)
         n_probes = estimator.n_probes or label_clusters.default_n_probes(
             n_labels, len(index["centroid_biases"]))
         clusters = dict(index, n_probes=int(n_probes))
-    elif estimator.inference == "lsh":
-        if network["tables"] is None:
-            raise ValueError(
-                'inference="lsh" needs hash tables, but this model has none: it was trained '
-                'exactly (hash_family=None or "auto" with few labels) or with '
-                'candidates="clusters"; use inference="exact" or "clusters"'
-            )
-        lsh = {
-            "tables": network["tables"],
-            "hash_family": network["hash_family"],
-            "hash_bits": network["hash_bits"],
-            "hash_seed": network["schedule"]["hash_seed"],
-            "max_candidates": int(estimator.max_active),
-            "fallback": _fallback_labels(estimator.label_counts_, int(k)),
-        }
     return engine.predict_topk(
         network["params"], X, int(k), engine.effective_n_threads(estimator.n_threads),
-        lsh=lsh, clusters=clusters, precision=estimator.precision,
-        packed_bf16=_packed_bfloat16(estimator) if lsh is None and clusters is None else None,
+        clusters=clusters, precision=estimator.precision,
+        packed_bf16=_packed_bfloat16(estimator) if clusters is None else None,
     )
 
 
@@ -146,15 +176,3 @@ def cluster_index(estimator):
         return label_clusters.build_label_clusters(weights, params["output_biases"])
 
     return derived_cache.cached(estimator, "label clusters", key, build)
-
-
-def _fallback_labels(label_counts, k):
-    # Most frequent training labels first (ties: lower index first): what LSH
-    # inference scores when the buckets return fewer than k candidates. At
-    # most k - 1 of them can be candidates already, so 2k are enough: a
-    # partition, not a sort of every label on each call (670k labels: 50 ms).
-    n_labels = len(label_counts)
-    key = -label_counts.astype(np.int64) * n_labels + np.arange(n_labels)  # unique
-    n = min(2 * k, n_labels)
-    top = np.argpartition(key, n - 1)[:n] if n < n_labels else np.arange(n_labels)
-    return top[np.argsort(key[top])].astype(np.int32)

@@ -617,7 +617,7 @@ def test_largest_hash_bits_and_tables_work(data, family):
     # K = 32 codes of 3 bits do not fit the bucket index: they are hashed into it.
     X, Y = data
     clf = SlideClassifier(
-        **{**FAST, "max_iter": 1}, hash_family=family, hash_bits=32, n_tables=64, inference="lsh",
+        **{**FAST, "max_iter": 1}, hash_family=family, hash_bits=32, n_tables=64,
         candidates="lsh",
     ).fit(X, Y)
     labels, _ = clf.predict_topk(X[:10], k=3)

@@ -18,8 +18,7 @@ from sklearn_slide.datasets import make_extreme_multilabel
 # Rebuild the tables at every step: the setting that crashed within seconds (issue 17).
 TABLE_CHURN = dict(hash_family="dwta", candidates="lsh", rehash_interval=1, rehash_growth=1.0, rebuild_every=1,
                    batch_size=16, min_active=32, max_active=128)
-MODES = {"exact": {"inference": "exact"}, "lsh": {"inference": "lsh"},
-         "clusters": {"inference": "clusters"},
+MODES = {"exact": {"inference": "exact"}, "clusters": {"inference": "clusters"},
          "bfloat16": {"inference": "exact", "precision": "bfloat16"}}
 
 

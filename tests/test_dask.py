@@ -292,7 +292,7 @@ def _block_inputs(X, client):
     }
 
 
-@pytest.mark.parametrize("inference", ["exact", "clusters", "lsh"])
+@pytest.mark.parametrize("inference", ["exact", "clusters"])
 def test_predict_topk_over_blocks_equals_local(client, data, fitted, inference):
     _, _, X_test, _ = data
     model = copy.copy(fitted).set_params(inference=inference)

@@ -170,13 +170,11 @@ def test_damaged_table_contents_are_refused_at_use(data, lsh_model):
 
     for damage, match in ((bad_id, "neuron id out of range"), (bad_offsets, "offsets")):
         broken = _reloaded(lsh_model, damage)
-        with pytest.raises(ValueError, match=f"corrupt hash tables: {match}"):
-            broken.set_params(inference="lsh").predict_topk(X)
         # Training samples from the stored tables until its first rehash.
         broken._network["schedule"]["next_rehash_step"] = 10**9
         with pytest.raises(ValueError, match=f"corrupt hash tables: {match}"):
             broken.partial_fit(X, Y)
-        broken.set_params(inference="exact").predict_topk(X)  # exact inference does not use them
+        broken.predict_topk(X)  # prediction does not use them
 
 
 def test_damaged_schedule_and_row_steps_are_refused(data, lsh_model):

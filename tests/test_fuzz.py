@@ -254,10 +254,9 @@ def _fitted(kind):
         if kind == "multilabel":
             _FITTED[kind] = SlideClassifier(**TINY).fit(X, Y)
         else:
-            # With hash tables: the LSH predictor and damaged tables are fuzzed too.
+            # With hash tables: damaged tables are fuzzed too.
             _FITTED[kind] = SlideClassifier(
-                **TINY, hash_family="dwta", candidates="lsh", inference="lsh", min_active=2,
-                max_active=4,
+                **TINY, hash_family="dwta", candidates="lsh", min_active=2, max_active=4
             ).fit(X, np.arange(X.shape[0]) % N_LABELS)
     return _FITTED[kind]
 
@@ -359,7 +358,7 @@ def state_target(rng, workdir=None):
 
     model = copy.deepcopy(_fitted(["multilabel", "multiclass"][int(rng.integers(2))]))
     _damage_state(rng, model._network)
-    action = ["predict_topk", "predict_lsh", "predict_proba", "partial_fit"][int(rng.integers(4))]
+    action = ["predict_topk", "predict_clusters", "predict_proba", "partial_fit"][int(rng.integers(4))]
     X, Y = _base_problem(rng)
     try:
         with warnings.catch_warnings():
@@ -368,8 +367,8 @@ def state_target(rng, workdir=None):
             if action == "predict_topk":
                 labels, scores = model.set_params(inference="exact").predict_topk(X, k=2)
                 _check_topk(labels, scores, X.shape[0], 2)
-            elif action == "predict_lsh":
-                labels, scores = model.set_params(inference="lsh").predict_topk(X, k=2)
+            elif action == "predict_clusters":
+                labels, scores = model.set_params(inference="clusters").predict_topk(X, k=2)
                 _check_topk(labels, scores, X.shape[0], 2)
             elif action == "predict_proba":
                 model.predict_proba(X)

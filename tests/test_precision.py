@@ -60,7 +60,7 @@ def reference_logits(clf, X, bfloat16):
 
 
 @pytest.mark.parametrize("kernels", available_kernels())
-@pytest.mark.parametrize("inference", ["exact", "clusters", "lsh"])
+@pytest.mark.parametrize("inference", ["exact", "clusters"])
 def test_bfloat16_scores_match_numpy(exact_hidden_model, restore_kernels, kernels, inference):
     clf, X = exact_hidden_model
     n_labels = len(clf.classes_)
@@ -175,16 +175,15 @@ def test_engine_refuses_a_packed_layer_of_the_wrong_shape(xmc_small, restore_ker
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_every_inference_mode_gives_a_label_the_same_score(xmc_small, precision):
-    # Clusters and LSH candidates are scored by the kernel exact scoring uses,
-    # so they only choose which labels to score, never change a score.
+    # Clusters' candidates are scored by the kernel exact scoring uses, so
+    # they only choose which labels to score, never change a score.
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", candidates="lsh", max_iter=1, min_active=40,
+    clf = SlideClassifier(hash_family="dwta", max_iter=1, min_active=40,
                           random_state=0, precision=precision).fit(X, Y)
     n_labels = len(clf.classes_)
     scores = {}
-    for mode in ("exact", "clusters", "lsh"):
+    for mode in ("exact", "clusters"):
         labels, got = clf.set_params(inference=mode, n_probes=2).predict_topk(X_test, k=n_labels)
         scores[mode] = np.empty_like(got)
         np.put_along_axis(scores[mode], labels, got, axis=1)
     np.testing.assert_array_equal(scores["clusters"], scores["exact"])
-    np.testing.assert_array_equal(scores["lsh"], scores["exact"])

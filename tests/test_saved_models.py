@@ -78,7 +78,7 @@ EXTREMES = {
 
 
 def _same_predictions(a, b):
-    for mode in ("exact", "clusters") + (("lsh",) if a._network["tables"] is not None else ()):
+    for mode in ("exact", "clusters"):
         np.testing.assert_array_equal(a.set_params(inference=mode).predict_topk(X, k=3)[0],
                                       b.set_params(inference=mode).predict_topk(X, k=3)[0])
 
@@ -151,7 +151,7 @@ DAMAGED_ATTRIBUTES = textwrap.dedent(
 
     def use(clf, target):
         # Everything a user may do with a loaded model.
-        for inference in ("exact", "lsh", "clusters"):
+        for inference in ("exact", "clusters"):
             try:
                 clf.set_params(inference=inference).predict_topk(X, k=3)
             except ValueError:
@@ -221,13 +221,13 @@ TRUNCATED = textwrap.dedent(
     from sklearn_slide.datasets import make_extreme_multilabel
 
     X, Y = make_extreme_multilabel(300, 300, 60, random_state=0)
-    # candidates="lsh": the model has hash tables, which the "lsh" call reads.
+    # candidates="lsh": the model has hash tables, which partial_fit reads.
     clf = SlideClassifier(max_iter=1, random_state=0, n_threads=1, hidden_layer_sizes=(64,),
                           hash_family="dwta", candidates="lsh").fit(X, Y)
     results = {}
     calls = {
         "predict_topk": lambda m: m.predict_topk(X, k=3),
-        "lsh": lambda m: m.set_params(inference="lsh").predict_topk(X, k=3),
+        "clusters": lambda m: m.set_params(inference="clusters").predict_topk(X, k=3),
         "predict_proba": lambda m: m.predict_proba(X),
         "partial_fit": lambda m: m.partial_fit(X, Y),
         "pickle": lambda m: pickle.dumps(m),
@@ -261,5 +261,5 @@ def test_a_truncated_memory_mapped_model_is_refused_not_a_crash(tmp_path):
     # Before: SIGBUS at predict (the engine read pages past the end of the file).
     results = _run_child(TRUNCATED, tmp_path)
     assert results == dict.fromkeys(
-        ["predict_topk", "lsh", "predict_proba", "partial_fit", "pickle", "load"], "refused"
+        ["predict_topk", "clusters", "predict_proba", "partial_fit", "pickle", "load"], "refused"
     )
