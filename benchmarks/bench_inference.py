@@ -1,10 +1,10 @@
-"""Top-5 inference: exact, label clusters and LSH SlideClassifier, and PyTorch dense + topk.
+"""Top-5 inference: exact and label-cluster SlideClassifier, and PyTorch dense + topk.
 
 For each label count, a SlideClassifier is trained for a few epochs (DWTA,
 defaults), then the test rows are ranked with ``inference="exact"`` (every
 output neuron scored), ``inference="clusters"`` for several ``n_probes`` (only
-the labels of the best-scoring clusters of output neurons) and
-``inference="lsh"`` (only the training hash tables' candidates); exact and 16
+the labels of the best-scoring clusters of output neurons; the deprecated
+``inference="lsh"`` now runs them too, so it has no row of its own); exact and 16
 probes also with ``precision="bfloat16"`` (on the kernel set picked for this
 CPU: AMX tiles, AVX512_BF16 or emulated). Reported:
 rows/s (median of repeats), speed-up over exact, recall@5 against exact (mean
@@ -43,8 +43,7 @@ def _modes(probes):
             ("exact-bf16", {"inference": "exact", **bf16})] + [
         (f"clusters-{p}", {"inference": "clusters", "n_probes": p, "precision": "float32"})
         for p in probes
-    ] + [("clusters-16-bf16", {"inference": "clusters", "n_probes": 16, **bf16}),
-         ("lsh", {"inference": "lsh", "precision": "float32"})]
+    ] + [("clusters-16-bf16", {"inference": "clusters", "n_probes": 16, **bf16})]
 
 
 def work_slide(spec):
