@@ -3,12 +3,14 @@
 ``__init__`` (the defaults), ``_parameter_constraints`` (the table in
 ``sklearn_slide._config``) and the class docstring must name the same
 parameters in the same order, and the docstring's ``default=`` must be the
-real default.
+real default. The user guide repeats defaults in its tables (docs/*.md) and
+bounds in docs/reliability.md: they are checked against the same source.
 """
 
 import ast
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +77,68 @@ def test_bounds_come_from_the_engine():
     for name, bound in engine.BOUNDS.items():
         assert constraints[name][0].right == bound, name
     assert set(constraints["hash_family"][0].options) == {"auto", *engine.HASH_FAMILIES}
+
+
+# ------------------------------------------------------- the user guide's figures
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def docs_table_defaults():
+    """[(page, name, default text)] of the '| `name` | `default` |' rows of docs/*.md
+    whose name is a parameter."""
+    names = set(init_defaults())
+    rows = []
+    for page in sorted(DOCS.glob("*.md")):
+        for match in re.finditer(r"^\| `(\w+)` \| `([^`]*)` \|", page.read_text(), re.MULTILINE):
+            if match.group(1) in names:
+                rows.append((page.name, match.group(1), match.group(2)))
+    return rows
+
+
+def documented_bounds():
+    """[(name, low or None, high)] from the ranges of docs/reliability.md:
+    "`name` in [low, high]" and "`a`, `b` <= high"."""
+    text = (DOCS / "reliability.md").read_text()
+    number = r"\d+(?:\*\*\d+)?(?: - 1)?"
+    found = []
+    for name, low, high in re.findall(rf"`(\w+)` in \[({number}), ({number})\]", text):
+        found.append((name, low, high))
+    for names, high in re.findall(rf"((?:`\w+`,?\s+(?:and\s+)?)+)<= ({number})\b", text):
+        found += [(name, None, high) for name in re.findall(r"`(\w+)`", names)]
+    return [(name, None if low is None else _int_of(low), _int_of(high))
+            for name, low, high in found]
+
+
+def _int_of(text):
+    base, _, rest = text.partition("**")
+    if not rest:
+        return int(base)
+    exponent, _, minus = rest.partition(" - ")
+    return int(base) ** int(exponent) - (int(minus) if minus else 0)
+
+
+def test_defaults_in_the_user_guide_are_the_defaults():
+    rows = docs_table_defaults()
+    assert len({name for _, name, _ in rows}) >= 20  # the tables were found
+    defaults = init_defaults()
+    for page, name, text in rows:
+        assert ast.literal_eval(text) == defaults[name], f"docs/{page}: {name}"
+
+
+def test_ranges_in_the_reliability_guide_are_the_constraints():
+    bounds = documented_bounds()
+    assert {"hash_bits", "n_tables", "n_threads", "batch_size", "min_active"} <= {
+        name for name, _, _ in bounds}
+    constraints = SlideClassifier._parameter_constraints
+    for name, low, high in bounds:
+        interval = constraints[name][0]
+        assert interval.right == high, name
+        if low is not None:
+            assert interval.left == low, name
+
+
+def test_the_auto_threshold_is_documented_as_it_is():
+    n = config.AUTO_EXACT_MAX_LABELS
+    assert re.search(rf'"auto" is None\s+up to {n} labels', inspect.getdoc(SlideClassifier))
+    assert f"exact up to {n:,} labels" in (DOCS / "parameters.md").read_text()
