@@ -1,4 +1,5 @@
-"""SlideClassifier vs XMC libraries: napkinXC, omikuji, LibMultiLabel, PECOS.
+"""SlideClassifier vs XMC libraries: napkinXC, omikuji, LibMultiLabel, PECOS, and two
+training-free baselines (cosine label centroid, 10 nearest neighbours).
 
 Every system trains with its library defaults on 2 threads, in its own
 process, on the same L2-normalised rows, and predicts the top 5 labels of the
@@ -33,10 +34,10 @@ import _common as C
 import numpy as np
 
 SYSTEMS = ["napkinxc-plt", "omikuji-parabel", "omikuji-bonsai", "lml-1vsrest", "lml-tree",
-           "pecos-xrlinear", "slide"]
+           "pecos-xrlinear", "centroid", "knn10", "slide"]
 PACKAGE = {"napkinxc-plt": "napkinxc", "omikuji-parabel": "omikuji", "omikuji-bonsai": "omikuji",
            "lml-1vsrest": "libmultilabel", "lml-tree": "libmultilabel", "pecos-xrlinear": None,
-           "slide": "sklearn_slide"}
+           "centroid": "scipy", "knn10": "scipy", "slide": "sklearn_slide"}
 # 1-vs-rest trains one LIBLINEAR model per label over all rows. Its CPU time per
 # (label x non-zero) on delicious and seqgo-direct extrapolates to 3-7 CPU-hours
 # at 100k labels x 3.7M non-zeros, so it is left out of the generated set.
@@ -159,6 +160,53 @@ def work_pecos(spec):
     return _finish(spec, train, predict, labels)
 
 
+def _row_blocks(n_rows, n_cols, budget_bytes=2**28):
+    """Row ranges whose dense (rows x n_cols) float32 block stays within the budget."""
+    step = max(1, budget_bytes // (4 * max(n_cols, 1)))
+    return [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, step)]
+
+
+def _unit_rows(M):
+    import scipy.sparse as sp
+
+    norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ M, dtype=np.float32)
+
+
+def work_centroid(spec):
+    """Training-free baseline: cosine between a row and each label's L2-normalised
+    centroid (the sum of the label's training rows)."""
+    X, Y, X_test = _load(spec)
+    with C.Timer() as train:
+        centroids_t = _unit_rows((Y.T @ X).tocsr()).T.tocsr()  # features x labels
+    with C.Timer() as predict:
+        labels = np.vstack([_topk_dense((X_test[lo:hi] @ centroids_t).toarray())
+                            for lo, hi in _row_blocks(X_test.shape[0], Y.shape[1])])
+    return _finish(spec, train, predict, labels)
+
+
+def work_knn10(spec):
+    """Training-free baseline: the 10 most cosine-similar training rows vote for
+    their labels (one vote each; ties go to the lower label id)."""
+    X, Y, X_test = _load(spec)
+    with C.Timer() as train:
+        X_t = X.T.tocsr()
+    with C.Timer() as predict:
+        parts = []
+        for lo, hi in _row_blocks(X_test.shape[0], 2 * max(X.shape[0], Y.shape[1])):
+            sims = (X_test[lo:hi] @ X_t).toarray()
+            neighbours = _topk_dense(sims, k=10)
+            votes = np.zeros((hi - lo, Y.shape[1]), dtype=np.int64)
+            for j in range(neighbours.shape[1]):
+                votes += Y[neighbours[:, j]].toarray().astype(np.int64)
+            # Exact tie-break towards the lower label id: votes first, then -id.
+            n_labels = Y.shape[1]
+            parts.append(_topk_dense(votes * n_labels + (n_labels - 1 - np.arange(n_labels))))
+        labels = np.vstack(parts)
+    return _finish(spec, train, predict, labels)
+
+
 def work_slide(spec):
     from sklearn_slide import SlideClassifier
 
@@ -175,7 +223,8 @@ def work_slide(spec):
 
 HANDLERS = {"napkinxc-plt": work_napkinxc, "omikuji-parabel": work_omikuji,
             "omikuji-bonsai": work_omikuji, "lml-1vsrest": work_libmultilabel,
-            "lml-tree": work_libmultilabel, "pecos-xrlinear": work_pecos, "slide": work_slide}
+            "lml-tree": work_libmultilabel, "pecos-xrlinear": work_pecos,
+            "centroid": work_centroid, "knn10": work_knn10, "slide": work_slide}
 
 
 def _dispatch(spec):
@@ -240,7 +289,8 @@ def report(results, datasets):
 def main():
     parser = C.add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--datasets", nargs="+",
-                        default=["bibtex", "delicious", "seqgo-direct", "gen100k"])
+                        default=["bibtex", "delicious", "seqgo-direct", "debian-deps", "gen100k",
+                                 "gen300k"])
     parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
     parser.add_argument("--slide-params", default="{}",
                         help="JSON dict of SlideClassifier parameters (default: its defaults)")

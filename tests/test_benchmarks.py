@@ -48,7 +48,8 @@ def test_bench_vs_dense_quick(tmp_path):
 
 def test_bench_vs_xmc_quick(tmp_path):
     peers = {"napkinxc-plt": "napkinxc", "omikuji-parabel": "omikuji"}
-    systems = ["slide"] + [name for name, package in peers.items() if _installed(package)]
+    systems = ["slide", "centroid", "knn10"] + [name for name, package in peers.items()
+                                                 if _installed(package)]
     out = _run(tmp_path, "bench_vs_xmc.py", "--systems", *systems)
     table = (tmp_path / "results-quick" / "vs_xmc.md").read_text()
     for system in systems:
