@@ -5,13 +5,17 @@
 parameters in the same order, and the docstring's ``default=`` must be the
 real default. The user guide repeats defaults in its tables (docs/*.md) and
 bounds in docs/reliability.md: they are checked against the same source.
+So is the ``default=`` of every other public function's docstring.
 """
 
 import ast
+import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sklearn_slide import SlideClassifier
@@ -142,3 +146,67 @@ def test_the_auto_threshold_is_documented_as_it_is():
     n = config.AUTO_EXACT_MAX_LABELS
     assert re.search(rf'"auto" is None\s+up to {n} labels', inspect.getdoc(SlideClassifier))
     assert f"exact up to {n:,} labels" in (DOCS / "parameters.md").read_text()
+
+
+# ------------------------------------------- every public function's docstring
+
+PUBLIC_MODULES = ["sklearn_slide", "sklearn_slide.metrics", "sklearn_slide.datasets",
+                  "sklearn_slide.model_selection", "sklearn_slide.dask"]
+
+
+def public_callables():
+    """(label, function, docstring) of every public function, class (its
+    ``__init__`` with the class docstring) and public method."""
+    found = []
+    for module_name in PUBLIC_MODULES:
+        if module_name.endswith(".dask") and importlib.util.find_spec("distributed") is None:
+            continue  # the [dask] extra
+        module = importlib.import_module(module_name)
+        names = getattr(module, "__all__", None) or [
+            name for name, value in vars(module).items()
+            if not name.startswith("_") and getattr(value, "__module__", None) == module_name]
+        for name in names:
+            obj = getattr(module, name)
+            if inspect.isclass(obj):
+                found.append((name, obj.__init__, inspect.getdoc(obj)))
+                found += [(f"{name}.{key}", value, inspect.getdoc(value))
+                          for key, value in vars(obj).items()
+                          if inspect.isfunction(value) and not key.startswith("_")]
+            elif callable(obj):
+                found.append((f"{module_name}.{name}", obj, inspect.getdoc(obj)))
+    return found
+
+
+def documented_defaults(doc):
+    """{name: default text} of a numpydoc Parameters section."""
+    if "Parameters\n----------\n" not in doc:
+        return {}
+    section = doc.split("Parameters\n----------\n", 1)[1]
+    section = re.split(r"\n[A-Z][a-z]+(?: [A-Z][a-z]+)?\n-{4,}\n", section)[0]
+    found = {}
+    for match in re.finditer(r"^(\w+) : .*default=(.+)$", section, flags=re.MULTILINE):
+        found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_public_functions_document_their_real_defaults():
+    checked = 0
+    for label, function, doc in public_callables():
+        parameters = inspect.signature(function).parameters
+        for name, text in documented_defaults(doc or "").items():
+            assert name in parameters, f"{label}: documents {name}, which it does not take"
+            assert _same(_value_of(text), parameters[name].default), f"{label}: {name}"
+            checked += 1
+    assert checked > 60  # the docstrings were found
+
+
+def _value_of(text):
+    """A documented default: a literal, or a NumPy constant such as np.nan."""
+    try:
+        return ast.literal_eval(text)
+    except ValueError:
+        return eval(text, {"__builtins__": {}, "np": np})
+
+
+def _same(a, b):
+    return a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
