@@ -98,6 +98,7 @@ def _describe(part, where):
 
 
 def _is_lazy(obj):
+    """A Dask collection such as a Delayed (computed on the cluster when needed)."""
     return dask.is_dask_collection(obj) and not isinstance(obj, distributed.Future)
 
 

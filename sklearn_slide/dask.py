@@ -60,6 +60,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'pip install "sklearn-slide[dask]" (or "dask[distributed]")'
     ) from exc
 
+# Data-parallel training of one model (its own module: the replicas, the rounds, the faults).
+from ._dask_fit import DEFAULT_COMBINE, DEFAULT_SYNC_EVERY, _is_lazy, fit_distributed  # noqa: E402
+
 __all__ = ["cluster_threads", "fit_distributed", "partial_fit_stream", "predict_topk",
            "search_on_cluster"]
 
@@ -199,11 +202,6 @@ def _get_client(client, required=True):
 
 def _is_dask_array(obj):
     return isinstance(obj, da.Array)
-
-
-def _is_lazy(obj):
-    """A Dask Delayed object (computed on the cluster when needed)."""
-    return dask.is_dask_collection(obj) and not isinstance(obj, distributed.Future)
 
 
 def _as_matrix(block):
@@ -728,6 +726,3 @@ def _finish(step):
     if step.status == "error":
         step.result()  # raises the task's exception
 
-
-# Data-parallel training of one model (its own module: the replicas, the rounds, the faults).
-from ._dask_fit import DEFAULT_COMBINE, DEFAULT_SYNC_EVERY, fit_distributed  # noqa: E402
