@@ -40,13 +40,14 @@ from .metrics._ranking import _Ranking
 
 
 class SlideClassifier(ClassifierMixin, BaseEstimator):
-    """Wide softmax network trained with SLIDE's hash-sampled active sets.
+    """Wide softmax network trained on sampled active sets of labels, as SLIDE.
 
     ``sparse input -> dense ReLU hidden layer(s) -> output layer over all labels``.
-    Hidden layers are trained exactly. For the output layer, locality-sensitive
-    hash tables of the neurons' weight rows retrieve, per sample, the neurons
-    likely to score high; forward, softmax and backward run only over those, the
-    sample's true labels and a few random negatives (the active set). Samples of
+    Hidden layers are trained exactly. For the output layer, an index of the
+    neurons' weight rows (k-means clusters, or SLIDE's locality-sensitive hash
+    tables: ``candidates``) retrieves, per sample, the neurons likely to score
+    high; forward, softmax and backward run only over those, the sample's true
+    labels and a few random negatives (the active set). Samples of
     a batch are trained in parallel; each touched row's gradient is then summed
     in sample order (no lost updates, unlike SLIDE's HOGWILD, and the same
     result for any thread count) and Adam updates only those rows.
@@ -242,6 +243,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    How to choose the parameters, and the measurements behind each default:
+    the user guide's page docs/parameters.md.
+
     ``predict_topk`` returns column indices into ``classes_`` and logits (higher
     is better). ``score`` returns precision at 1 (for single-label targets this is
     accuracy): subset accuracy, scikit-learn's default, is near 0 for XMC.
