@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from sklearn_slide import SlideClassifier
+
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = shutil.ignore_patterns("_build", "generated", "auto_examples", "sg_execution_times.rst")
 PUBLIC_MODULES = ("sklearn_slide", "sklearn_slide.datasets", "sklearn_slide.metrics",
@@ -102,6 +104,19 @@ def test_markdown_links_stay_inside_the_site():
                 continue
             resolved = (DOCS / path).resolve()
             assert resolved.parent == DOCS and resolved.exists(), f"{page.name}: ({target})"
+
+
+
+def test_parameters_page_has_a_row_for_every_parameter():
+    # docs/parameters.md is where a user chooses parameters: a new constructor
+    # parameter must get a row there (what it does, default, why, cost), and a
+    # removed one must lose its row.
+    text = (DOCS / "parameters.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(\w+)` \| `[^|]+` \|", text, flags=re.MULTILINE))
+    parameters = set(SlideClassifier().get_params())
+    assert "hidden_layer_sizes" in rows  # the parser read the tables
+    assert parameters - rows == set(), "add a row to docs/parameters.md"
+    assert rows - parameters == set(), "rows of docs/parameters.md that are no parameter"
 
 
 @pytest.fixture(scope="module")
