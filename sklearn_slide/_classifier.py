@@ -40,7 +40,7 @@ from .metrics._ranking import _Ranking
 
 
 class SlideClassifier(ClassifierMixin, BaseEstimator):
-    """Wide softmax network trained on sampled active sets of labels, as SLIDE.
+    """Wide softmax network trained on sampled active sets of labels, as in SLIDE.
 
     ``sparse input -> dense ReLU hidden layer(s) -> output layer over all labels``.
     Hidden layers are trained exactly. For the output layer, an index of the

@@ -106,7 +106,6 @@ def test_markdown_links_stay_inside_the_site():
             assert resolved.parent == DOCS and resolved.exists(), f"{page.name}: ({target})"
 
 
-
 def test_parameters_page_has_a_row_for_every_parameter():
     # docs/parameters.md is where a user chooses parameters: a new constructor
     # parameter must get a row there (what it does, default, why, cost), and a
