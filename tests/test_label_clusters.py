@@ -8,7 +8,14 @@ import pytest
 from sklearn_slide import SlideClassifier
 from sklearn_slide import _engine as engine
 from sklearn_slide._inference import cluster_index
-from sklearn_slide._label_clusters import _unit_rows, build_label_clusters, default_n_clusters
+from sklearn_slide._compat import blas_threads_limited
+from sklearn_slide._label_clusters import (
+    ASSIGN_CHUNK,
+    _unit_rows,
+    _UnitRows,
+    build_label_clusters,
+    default_n_clusters,
+)
 
 FAST = dict(hash_family="dwta", max_iter=3, random_state=0, n_threads=1)
 
@@ -50,6 +57,31 @@ def test_unit_rows_rank_labels_like_the_logits():
         logits = weights @ h + biases
         transformed = units @ np.concatenate([h, [1.0, 0.0]])
         np.testing.assert_array_equal(np.argsort(-logits)[:20], np.argsort(-transformed)[:20])
+
+
+def test_unit_rows_made_on_demand_equal_the_whole_array():
+    # The k-means reads the unit rows by blocks and by index arrays, never whole.
+    rng = np.random.default_rng(2)
+    n = 2 * ASSIGN_CHUNK + 5
+    weights = (rng.standard_normal((n, 6)) + 1.0).astype(np.float32)
+    biases = rng.standard_normal(n).astype(np.float32)
+    whole = _unit_rows(weights, biases)
+    units = _UnitRows(weights, biases)
+    index = rng.permutation(n)[:1000]
+    np.testing.assert_array_equal(units[index], whole[index])
+    np.testing.assert_array_equal(units[ASSIGN_CHUNK:n], whole[ASSIGN_CHUNK:])
+
+
+def test_index_does_not_depend_on_the_blas_thread_count():
+    rng = np.random.default_rng(3)
+    weights = rng.standard_normal((20000, 32)).astype(np.float32)
+    biases = rng.standard_normal(20000).astype(np.float32)
+    indexes = []
+    for n_threads in (1, 2):
+        with blas_threads_limited(n_threads):
+            indexes.append(build_label_clusters(weights, biases))
+    for key in indexes[0]:
+        np.testing.assert_array_equal(indexes[0][key], indexes[1][key])
 
 
 def test_probing_every_cluster_equals_exact(fitted):
