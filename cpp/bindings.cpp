@@ -554,8 +554,9 @@ PYBIND11_MODULE(_slide_core, m) {
         slide::HashTables tables = tables_from(tables_dict, net.n_labels(), true, false);
         slide::check_train_config(config);  // std::invalid_argument -> ValueError
         const slide::TrainSchedule schedule = schedule_from(schedule_dict);
-        py::gil_scoped_release release;
-        slide::rebuild_output_tables(net, tables, config, schedule);
+        run_without_gil([&] {
+          slide::rebuild_output_tables(net, tables, config, schedule, python_signal_pending);
+        });
       },
       py::arg("params"), py::arg("tables"), py::arg("config"), py::arg("schedule"));
 

@@ -162,17 +162,20 @@ def check_dense_output(n_rows, n_labels, method, also_needed=None):
 
 def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, table_bits,
                           n_threads, batch_size, max_active, new_model, bucket_size=128,
-                          min_active=512, cluster_index=None):
+                          min_active=512, cluster_index=None, new_tables=False):
     """``check_memory`` of a training call; ``new_model``: the network and its
-    tables are allocated too. ``n_tables`` 0: no tables: exact training, or
-    ``cluster_index`` (the bytes of the label-cluster index built every epoch)."""
+    tables are allocated too; ``new_tables``: only the tables (a model trained
+    with label clusters switching to LSH). ``n_tables`` 0: no tables: exact
+    training, or ``cluster_index`` (the bytes of the label-cluster index built
+    every epoch)."""
     parts = {}
     if cluster_index is not None:
         parts["label clusters"] = cluster_index
     if new_model:
         # init_params draws float32 in place: no temporary beyond the network.
         parts["network"] = network_bytes(n_features, hidden, n_labels)
-        parts["hash tables"] = table_bytes(n_tables, table_bits, n_labels) if n_tables else 0
+    if (new_model or new_tables) and n_tables:
+        parts["hash tables"] = table_bytes(n_tables, table_bits, n_labels)
     parts["training buffers"] = training_scratch_bytes(
         n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads,
         batch_size=batch_size, max_active=max_active, n_samples=n_samples,

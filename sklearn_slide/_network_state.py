@@ -152,14 +152,31 @@ def init_params(n_features, hidden_layer_sizes, n_labels, rng):
         if std == 0.0:
             value = np.zeros(shape, dtype=np.float32)
         else:
-            value = generator.standard_normal(size=shape, dtype=np.float32)
-            value *= np.float32(std)
+            value = _standard_normal(generator, shape, np.float32(std))
         params[name] = value
         params[name + "_adam_m"] = np.zeros(shape, dtype=np.float32)
         params[name + "_adam_v"] = np.zeros(shape, dtype=np.float32)
     params["input_row_step"] = np.zeros(sizes[0], dtype=np.int64)
     params["output_row_step"] = np.zeros(sizes[-1], dtype=np.int64)
     return params
+
+
+# Values drawn per NumPy call by _standard_normal: Python acts on Ctrl-C only
+# between calls, and one call for a 670k x 128 layer takes seconds.
+_DRAW_BLOCK_VALUES = 1 << 22
+
+
+def _standard_normal(generator, shape, std):
+    """``generator.standard_normal(size=shape, dtype=float32) * std``, drawn in
+    blocks of rows: the same values (the generator's stream is sequential)."""
+    value = np.empty(shape, dtype=np.float32)
+    rows = value.reshape(shape[0], -1)
+    step = max(1, _DRAW_BLOCK_VALUES // max(rows.shape[1], 1))
+    for start in range(0, rows.shape[0], step):
+        block = rows[start:start + step]
+        generator.standard_normal(out=block, dtype=np.float32)
+        block *= std
+    return value
 
 
 def init_tables(n_tables, table_bits, n_labels):

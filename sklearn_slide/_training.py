@@ -112,10 +112,12 @@ def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dty
     )
 
 
-def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_model, sampled):
+def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_model, sampled,
+                          new_tables=False):
     """MemoryError before training on data of ``shape`` (rows, features) if the
     budget is too small. ``sampled`` and no ``table_bits``: the candidates come
-    from a label-cluster index built every epoch."""
+    from a label-cluster index built every epoch. ``new_tables``: tables of
+    ``table_bits`` are allocated for an existing model."""
     by_clusters = sampled and table_bits is None
     memory.check_training_memory(
         shape[0], shape[1], hidden, n_labels,
@@ -124,6 +126,7 @@ def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_mo
         int(estimator.max_active), new_model, bucket_size=int(estimator.bucket_size),
         min_active=int(estimator.min_active),
         cluster_index=label_clusters.index_nbytes(n_labels, hidden[-1]) if by_clusters else None,
+        new_tables=new_tables,
     )
 
 
@@ -296,9 +299,7 @@ def _add_tables(estimator, network, X, hidden, n_labels):
     bits = network_state.table_bits_for(network["hash_family"], network["hash_bits"], n_labels,
                                         hidden[-1])
     check_training_memory(estimator, X.shape, hidden, n_labels, bits, new_model=False,
-                          sampled=True)
-    memory.check_memory("hash tables", {"hash tables": memory.table_bytes(
-        int(estimator.n_tables), bits, n_labels)})
+                          sampled=True, new_tables=True)
     network["tables"] = network_state.init_tables(int(estimator.n_tables), bits, n_labels)
     network["schedule"]["next_rehash_step"] = int(network["schedule"]["step"])
 
@@ -362,7 +363,13 @@ def _train_one_epoch(network, data, order, options, progress, check_state, negat
 
 
 def refresh_tables(estimator, state):
-    """Re-insert the final weights so LSH inference sees the trained model."""
+    """Re-insert the final weights into the tables (what a pickle of the model holds)."""
     network = state.network
-    engine.rebuild_tables(network["params"], network["tables"],
-                          train_config(estimator, network), network["schedule"])
+    try:
+        engine.rebuild_tables(network["params"], network["tables"],
+                              train_config(estimator, network), network["schedule"])
+    except BaseException:
+        # Ctrl-C (or an error) left the tables unbuilt, every bucket empty: the
+        # next training call rebuilds them before its first step.
+        network["schedule"]["next_rehash_step"] = int(network["schedule"]["step"])
+        raise

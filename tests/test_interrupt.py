@@ -109,6 +109,7 @@ PARTIAL_FIT_SCRIPT = textwrap.dedent(
         before = {k: v.copy() for k, v in clf._network["params"].items()
                   if isinstance(v, np.ndarray)}
         kept = (clf.n_iter_, clf.n_samples_seen_, clf.label_counts_.copy(), list(clf.loss_curve_))
+        step = int(clf._network["schedule"]["step"])
     # One epoch of 80000 rows: several seconds even on a fast, quiet machine (the
     # signal comes 1.5 s after "ready"; 20000 rows once finished before it).
     X_long, Y_long = sp.vstack([X] * 4, format="csr"), sp.vstack([Y] * 4, format="csr")
@@ -132,7 +133,10 @@ PARTIAL_FIT_SCRIPT = textwrap.dedent(
         assert clf.loss_curve_ == kept[3]
         W = clf._network["params"]["output_weights"]
         assert np.isfinite(W).all()
-        assert not np.array_equal(W, before["output_weights"]), "steps before Ctrl-C are kept"
+        # The Adam steps before Ctrl-C are kept (none if it came in the first
+        # batch, which is then left before its update): weights and schedule agree.
+        took_steps = clf._network["schedule"]["step"] > step
+        assert took_steps != np.array_equal(W, before["output_weights"])
         labels, _ = clf.predict_topk(X[:10], k=3)
         assert ((labels >= 0) & (labels < Y.shape[1])).all()
         clf.partial_fit(X[:500], Y[:500])  # and training continues
@@ -150,3 +154,113 @@ def test_sigint_during_partial_fit(call, tmp_path):
     assert "interrupted after" in out and "consistent" in out, out + err
     stopped_after = float(out.split("interrupted after")[1].split()[0])
     assert stopped_after < 1.5 + 2.0, out  # KeyboardInterrupt within 2 s of the signal
+
+
+# Ctrl-C inside one long engine step: a table build (the first one, the switch
+# from label clusters to LSH, the rebuild at the end of a fit) or one batch. The
+# child interrupts itself once the step has started (a watcher thread sees the
+# build write bucket numbers, or the engine call begin), and checks from the
+# model's state that the step was cut short: tables left unbuilt (a finished
+# build holds ids in every table), or no Adam step taken. No clock is read.
+INNER_STEP_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn_slide import SlideClassifier, _engine as engine
+    from sklearn_slide.datasets import make_extreme_multilabel
+
+    what = sys.argv[1]
+    n_labels = 20000 if what == "batch" else 100000
+    X, Y = make_extreme_multilabel(4096, 2000, n_labels, random_state=0)
+    # 400 tables of 100k neurons: a build of about half a second of CPU or more.
+    clf = SlideClassifier(hash_family=None if what == "batch" else "dwta", n_tables=400,
+                          hidden_layer_sizes=(64,), max_iter=1, random_state=0)
+    seen = {}
+
+    def recording(name):
+        original = getattr(engine, name)
+        def call(*args, **kwargs):
+            seen["tables"] = args[1]
+            seen["started"] = True
+            return original(*args, **kwargs)
+        setattr(engine, name, call)
+
+    def built(tables):
+        return bool((tables["offsets"][:, -1] > 0).all())
+
+    if what == "first_build":
+        clf.set_params(candidates="lsh")
+        recording("train_epoch")
+        call = lambda: clf.fit(X[:50], Y[:50])
+    elif what == "switch_build":
+        clf.partial_fit(X[:50], Y[:50])  # candidates="clusters": no tables
+        clf.set_params(candidates="lsh")
+        recording("train_epoch")
+        call = lambda: clf.partial_fit(X[:50], Y[:50])
+    elif what == "refresh":
+        clf.set_params(candidates="lsh").fit(X[:50], Y[:50])
+        assert built(clf._network["tables"])
+        recording("rebuild_tables")
+        call = lambda: clf.set_params(warm_start=True).fit(X[:50], Y[:50])
+    else:  # one batch of 4096 rows through an exact 20000-label layer
+        clf.set_params(batch_size=4096).partial_fit(X[:50], Y[:50])
+        recording("train_epoch")
+        call = lambda: clf.partial_fit(X, Y)
+    fitted = hasattr(clf, "_network")
+    if fitted:
+        before = clf._network["params"]["output_weights"].copy()
+        step, n_iter = int(clf._network["schedule"]["step"]), clf.n_iter_
+
+    def watcher():
+        while not seen.get("started"):
+            time.sleep(0.001)
+        if what in ("first_build", "switch_build"):
+            # The build writes each neuron's bucket numbers into the id arrays
+            # (zeros until then), the first rows first.
+            while not seen["tables"]["ids"][:, :64].any():
+                time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watcher, daemon=True).start()
+    try:
+        call()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    else:
+        print("not interrupted", flush=True)
+        sys.exit(1)
+    if what == "first_build":
+        assert not built(seen["tables"]), "the build ran to its end"
+        assert not hasattr(clf, "_network")
+        clf.fit(X[:50], Y[:50])  # starts cleanly
+        assert built(clf._network["tables"])
+    else:
+        network = clf._network
+        assert network["schedule"]["step"] == step + (what == "refresh")
+        if what == "batch":  # the batch was left before its Adam step
+            np.testing.assert_array_equal(network["params"]["output_weights"], before)
+        else:
+            assert not built(network["tables"]), "the build ran to its end"
+            # Unbuilt tables are rebuilt before the next step trains on them.
+            assert network["schedule"]["next_rehash_step"] <= network["schedule"]["step"]
+        assert clf.n_iter_ == n_iter  # restored: the call did not complete
+        clf.partial_fit(X[:50], Y[:50])  # trains on
+        if what != "batch":
+            assert built(clf._network["tables"])
+        labels, _ = clf.predict_topk(X[:10], k=3)
+        assert ((labels >= 0) & (labels < n_labels)).all()
+    print("consistent", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("what", ["first_build", "switch_build", "refresh", "batch"])
+def test_sigint_inside_a_table_build_or_a_batch(what, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", RESTORE_CTRL_C + INNER_STEP_SCRIPT, what],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "interrupted" in proc.stdout and "consistent" in proc.stdout, proc.stdout

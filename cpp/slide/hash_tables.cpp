@@ -29,7 +29,7 @@ constexpr int64_t kHashBlockRows = 64;
 
 void build_tables(const HashFamily& family, const Param& neurons, const int64_t* row_step,
                   int bucket_size, BucketPolicy policy, uint64_t seed, int n_threads,
-                  HashTables& tables) {
+                  HashTables& tables, const StopCheck& should_stop) {
   const int64_t n = neurons.rows;
   const int n_tables = tables.n_tables;
   if (n != tables.n_neurons || n_tables != family.n_tables() || neurons.cols != family.dim())
@@ -40,6 +40,7 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
   // tables' own id arrays (same size), so no n x n_tables temporary is needed.
   int32_t* bucket_of = tables.ids;
   ParallelErrors errors;
+  StopPoll stop(should_stop);  // 3M neurons x 50 tables take seconds: Ctrl-C must not wait
 #pragma omp parallel num_threads(n_threads)
   {
     // An exception must not leave a worksharing loop early (the other threads
@@ -49,6 +50,7 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
 #pragma omp for schedule(static)
     for (int64_t first = 0; first < n; first += kHashBlockRows) {
       errors.run([&] {
+        stop.poll_in_team();
         family.buckets_of_rows(neurons.row(first), std::min(kHashBlockRows, n - first),
                                neurons.cols, tables.table_bits, bucket_of + first, n,
                                scratch.data());
@@ -75,6 +77,7 @@ void build_tables(const HashFamily& family, const Param& neurons, const int64_t*
 #pragma omp for schedule(dynamic, 1)
     for (int t = 0; t < n_tables; ++t) {
       errors.run([&] {
+        stop.poll_in_team();
         int32_t* ids = tables.ids + t * n;
         std::copy(ids, ids + n, table_buckets.begin());
         std::fill(start.begin(), start.end(), 0);

@@ -8,6 +8,7 @@
 
 #include "slide/hash_family.h"
 #include "slide/network.h"
+#include "slide/stop_poll.h"
 
 namespace slide {
 
@@ -47,9 +48,11 @@ void bucket_indices_of(const HashFamily& family, int table_bits, const float* x,
 
 // Hashes every row of `neurons` (neuron-major weights) and rebuilds all tables.
 // `row_step` (may be null) orders neurons for the FIFO policy; `seed` drives the
-// reservoir choice. Runs on n_threads threads.
+// reservoir choice. Runs on n_threads threads. Polls `should_stop` (may be
+// empty) while hashing and sorting; on Interrupted, as on any error, the
+// tables are left valid but empty (every offset 0): unbuilt.
 void build_tables(const HashFamily& family, const Param& neurons, const int64_t* row_step,
                   int bucket_size, BucketPolicy policy, uint64_t seed, int n_threads,
-                  HashTables& tables);
+                  HashTables& tables, const StopCheck& should_stop = {});
 
 }  // namespace slide

@@ -4,6 +4,8 @@
 // slide::Interrupted after the last complete unit.
 #pragma once
 
+#include <omp.h>
+
 #include <chrono>
 #include <functional>
 
@@ -29,6 +31,13 @@ class StopPoll {
     if (now - last_ <= kPollInterval) return;
     last_ = now;
     if (should_stop_()) throw Interrupted{};
+  }
+
+  // poll() inside a parallel loop (within ParallelErrors::run, which then
+  // skips the team's remaining work and rethrows Interrupted after the region):
+  // only thread 0, the calling thread, asks.
+  void poll_in_team() {
+    if (omp_get_thread_num() == 0) poll();
   }
 
  private:

@@ -29,11 +29,11 @@ std::unique_ptr<HashFamily> output_family(const Network& net, const HashTables& 
 }  // namespace
 
 void rebuild_output_tables(const Network& net, HashTables& tables, const TrainConfig& config,
-                           const TrainSchedule& schedule) {
+                           const TrainSchedule& schedule, const StopCheck& should_stop) {
   const auto family = output_family(net, tables, config, schedule.hash_seed);
   build_tables(*family, net.output.weight, net.output.row_step, config.bucket_size,
                config.bucket_policy, derive_seed(schedule.hash_seed, schedule.n_rehashes),
-               config.n_threads, tables);
+               config.n_threads, tables, should_stop);
 }
 
 EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
@@ -70,12 +70,16 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
     if (tables && schedule.step >= schedule.next_rehash_step) {
       const bool new_functions = config.rebuild_every > 0 && schedule.n_rehashes > 0 &&
                                  schedule.n_rehashes % config.rebuild_every == 0;
+      // The new seed is kept only once its tables are built: an interrupted
+      // rebuild is redone, the same, by the next call.
+      TrainSchedule rebuilt = schedule;
+      if (new_functions) rebuilt.hash_seed = mix64(schedule.hash_seed + 1);
+      rebuild_output_tables(net, *tables, config, rebuilt, should_stop);
       if (new_functions) {
-        schedule.hash_seed = mix64(schedule.hash_seed + 1);
+        schedule.hash_seed = rebuilt.hash_seed;
         family = output_family(net, *tables, config, schedule.hash_seed);
         stats.n_rebuilds += 1;
       }
-      rebuild_output_tables(net, *tables, config, schedule);
       schedule.n_rehashes += 1;
       stats.n_rehashes += 1;
       schedule.next_rehash_step =
@@ -89,6 +93,7 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 2)
     for (int64_t s = 0; s < n; ++s) {
       errors.run([&] {
+        stop.poll_in_team();  // a stop here leaves the batch before any weight changes
         // A stream per sample: its negatives do not depend on the thread that runs it.
         Rng rng(config.seed, static_cast<uint64_t>(schedule.samples_seen + s));
         train_sample(net, tables, family.get(), negatives, config, X, Y, order[begin + s], s,

@@ -48,7 +48,8 @@ EpochStats train_epoch(Network& net, HashTables* tables, const FeatureMatrix& X,
                        const StopCheck& should_stop, const ClusterNegatives& negatives = {});
 
 // Rebuilds the output layer's tables with the schedule's current hash functions.
+// On Interrupted (polled `should_stop`) the tables are left unbuilt (empty).
 void rebuild_output_tables(const Network& net, HashTables& tables, const TrainConfig& config,
-                           const TrainSchedule& schedule);
+                           const TrainSchedule& schedule, const StopCheck& should_stop = {});
 
 }  // namespace slide
