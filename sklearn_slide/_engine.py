@@ -9,7 +9,10 @@ the tests of the engine itself (binding checks, hash families, kernels).
 import numpy as np
 import scipy.sparse as sp
 
-from . import _slide_core as _core
+from ._openmp_wait import passive_wait_while_loading
+
+with passive_wait_while_loading():
+    from . import _slide_core as _core
 
 CORE_FILE = _core.__file__  # which compiled engine was loaded (tools/fuzz_long.py --which)
 
