@@ -3,6 +3,7 @@
 import math
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -395,3 +396,51 @@ def test_returns_python_float():
     for metric in (precision_at_k, recall_at_k, ndcg_at_k):
         assert type(metric(Y_TRUE, TOP, k=2)) is float
     assert type(psprecision_at_k(Y_TRUE, TOP, k=2, inv_propensity=W)) is float
+
+
+def test_malformed_sparse_input_is_refused_not_a_crash(tmp_path):
+    # Issue 17 (1b): a CSC y_true or CSC/COO scores with out-of-range row
+    # indices went to scipy's conversions, which crashed the process. In a
+    # subprocess, so that a crash fails this test instead of the test run.
+    script = textwrap.dedent("""
+        import tempfile
+        import numpy as np, scipy.sparse as sp
+        from sklearn_slide.datasets import dump_xc
+        from sklearn_slide.metrics import (ndcg_at_k, precision_at_k, psndcg_at_k,
+                                           psprecision_at_k, recall_at_k)
+        Y = sp.csr_matrix(np.array([[1, 0, 1, 0, 0], [0, 1, 0, 0, 1]]))
+        S = sp.csr_matrix(np.arange(1.0, 11.0).reshape(2, 5))
+
+        def broken(A, fmt, how):
+            A = A.asformat(fmt).copy()
+            if fmt == "coo":
+                A.row = A.row.copy()
+                A.row[0] = {"big": 10**7, "negative": -1, "end": 2}[how]
+            else:
+                A.indices = A.indices.copy()
+                A.indices[0] = {"big": 10**7, "negative": -1, "end": A.shape[fmt == "csr"]}[how]
+            return A
+
+        W = np.ones(5)
+        metrics = [precision_at_k, recall_at_k, ndcg_at_k,
+                   lambda t, p, k: psprecision_at_k(t, p, k, inv_propensity=W),
+                   lambda t, p, k: psndcg_at_k(t, p, k, inv_propensity=W)]
+        refused = 0
+        for fmt in ("csr", "csc", "coo"):
+            for how in ("big", "negative", "end"):
+                calls = [lambda m=m: m(broken(Y, fmt, how), S.toarray(), 2) for m in metrics]
+                calls += [lambda m=m: m(Y, broken(S, fmt, how), 2) for m in metrics]
+                calls += [lambda: dump_xc(broken(S, fmt, how), Y, tempfile.mktemp()),
+                          lambda: dump_xc(S, broken(Y, fmt, how), tempfile.mktemp())]
+                for call in calls:
+                    try:
+                        call()
+                    except ValueError as error:
+                        assert "out of range" in str(error), error
+                        refused += 1
+        print(refused)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(3 * 3 * 12)
