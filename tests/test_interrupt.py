@@ -86,11 +86,17 @@ def interrupt_after_ready(script, argument, tmp_path):
 
 
 @pytest.mark.parametrize("what", ["fit", "warm_start", "predict"])
-def test_sigint_stops_within_two_seconds(what, tmp_path):
+def test_sigint_stops_within_a_second(what, tmp_path):
     returncode, out, err, waited = interrupt_after_ready(SCRIPT, what, tmp_path)
     assert returncode == 0, err
     assert "interrupted after" in out and "consistent" in out, out + err
-    assert waited < 2.0 + 1.0  # 2 s to stop, plus the script's own checks and exit
+    # Timed inside the child: the signal comes 1.5 s after "ready" (issue 17 asks
+    # for about 1 s; 0.0-0.3 s measured on 2 cores at load 3-4.7).
+    stopped_after = float(out.split("interrupted after")[1].split()[0])
+    assert stopped_after < 1.5 + 1.0, out
+    # From the signal to the exit: the script's own checks and the teardown of
+    # its arrays too (slow under ASan, docs/reliability.md).
+    assert waited < 2.0 + 1.0
 
 
 PARTIAL_FIT_SCRIPT = textwrap.dedent(
@@ -153,7 +159,7 @@ def test_sigint_during_partial_fit(call, tmp_path):
     assert returncode == 0, out + err
     assert "interrupted after" in out and "consistent" in out, out + err
     stopped_after = float(out.split("interrupted after")[1].split()[0])
-    assert stopped_after < 1.5 + 2.0, out  # KeyboardInterrupt within 2 s of the signal
+    assert stopped_after < 1.5 + 1.0, out  # KeyboardInterrupt within 1 s of the signal
 
 
 # Ctrl-C inside one long engine step: a table build (the first one, the switch
