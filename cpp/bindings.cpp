@@ -19,6 +19,7 @@
 #include "slide/hash_family.h"
 #include "slide/hash_tables.h"
 #include "slide/kernels.h"
+#include "slide/linear_reranker.h"
 #include "slide/network.h"
 #include "slide/predictor.h"
 #include "slide/train_config.h"
@@ -398,6 +399,104 @@ void bind_train_config(py::module_& m) {
   def_option(config, "adam_updates", kAdamUpdates, &TrainConfig::adam_updates);
 }
 
+// The per-label linear re-ranker's weights (sklearn_slide/_reranker.py), checked
+// so that a damaged model cannot make scoring read out of bounds.
+slide::LinearWeightsView linear_weights_from(const py::dict& d, int64_t n_labels,
+                                             int64_t n_features) {
+  const py::array indptr = d["indptr"], indices = d["indices"], values = d["values"],
+                  bias = d["bias"];
+  slide::LinearWeightsView w;
+  w.indptr = buffer<int64_t>(indptr, "reranker indptr", false);
+  w.indices = buffer<int32_t>(indices, "reranker indices", false);
+  w.values = buffer<float>(values, "reranker values", false);
+  w.bias = buffer<float>(bias, "reranker bias", false);
+  w.n_labels = n_labels;
+  w.n_features = n_features;
+  expect_size(indptr, n_labels + 1, "reranker indptr");
+  expect_size(bias, n_labels, "reranker bias");
+  if (w.indptr[0] != 0 || w.indptr[n_labels] != static_cast<int64_t>(indices.size()) ||
+      indices.size() != values.size())
+    throw py::value_error("corrupt re-ranker: indptr, indices and values disagree");
+  for (int64_t l = 0; l < n_labels; ++l)
+    if (w.indptr[l + 1] < w.indptr[l]) throw py::value_error("corrupt re-ranker: indptr decreases");
+  for (int64_t p = 0; p < w.indptr[n_labels]; ++p)
+    if (w.indices[p] < 0 || w.indices[p] >= n_features)
+      throw py::value_error("corrupt re-ranker: feature index out of range");
+  return w;
+}
+
+// A (rows x k) int32 array of label ids, matching `n_rows`.
+const int32_t* label_grid(const py::array& a, int64_t n_rows, const char* name) {
+  if (a.ndim() != 2 || a.shape(0) != n_rows)
+    throw py::value_error(std::string(name) + " must be 2-D with one row per row of X");
+  return buffer<int32_t>(a, name, false);
+}
+
+template <typename T>
+py::array_t<T> to_numpy(std::vector<T>&& v) {
+  auto* owned = new std::vector<T>(std::move(v));
+  py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(static_cast<py::ssize_t>(owned->size()), owned->data(), free_when_done);
+}
+
+void bind_linear_reranker(py::module_& m) {
+  m.def(
+      "train_linear_reranker",
+      [](const py::array& x_indptr, const py::array& x_indices, const py::array& x_data,
+         int64_t n_features, const py::array& y_indptr, const py::array& y_indices,
+         const py::array& y_data, int64_t n_labels, const py::array& shortlist, double C,
+         int max_iter, double tol, float prune, uint64_t seed, int n_threads) {
+        const auto X = csr_from<float>(x_indptr, x_indices, x_data, n_features, "X");
+        const auto Y = csr_from<float>(y_indptr, y_indices, y_data, n_labels, "Y");
+        if (X.n_rows != Y.n_rows) throw py::value_error("X and Y have different numbers of rows");
+        const int32_t* ids = label_grid(shortlist, X.n_rows, "shortlist");
+        if (!(C > 0.0) || max_iter < 1 || !(tol > 0.0) || !(prune >= 0.0f))
+          throw py::value_error("re-ranker options out of range (C > 0, max_iter >= 1, tol > 0, "
+                                "prune >= 0)");
+        check_n_threads(n_threads);
+        slide::RerankerOptions options;
+        options.C = C;
+        options.max_iter = max_iter;
+        options.tol = tol;
+        options.prune = prune;
+        options.seed = seed;
+        slide::LinearWeights w;
+        run_without_gil([&] {
+          w = slide::train_linear_reranker(X, Y, ids, shortlist.shape(1), n_labels, options,
+                                           n_threads, python_signal_pending);
+        });
+        py::dict out;
+        out["indptr"] = to_numpy(std::move(w.indptr));
+        out["indices"] = to_numpy(std::move(w.indices));
+        out["values"] = to_numpy(std::move(w.values));
+        out["bias"] = to_numpy(std::move(w.bias));
+        return out;
+      },
+      py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"), py::arg("n_features"),
+      py::arg("y_indptr"), py::arg("y_indices"), py::arg("y_data"), py::arg("n_labels"),
+      py::arg("shortlist"), py::arg("C"), py::arg("max_iter"), py::arg("tol"), py::arg("prune"),
+      py::arg("seed"), py::arg("n_threads"));
+
+  m.def(
+      "linear_scores",
+      [](const py::dict& weights, int64_t n_labels, const py::array& x_indptr,
+         const py::array& x_indices, const py::array& x_data, int64_t n_features,
+         const py::array& labels, int n_threads) {
+        const slide::LinearWeightsView w = linear_weights_from(weights, n_labels, n_features);
+        const auto X = csr_from<float>(x_indptr, x_indices, x_data, n_features, "X");
+        const int32_t* ids = label_grid(labels, X.n_rows, "labels");
+        check_n_threads(n_threads);
+        const int64_t k = labels.shape(1);
+        py::array_t<float> scores({X.n_rows, k});
+        float* out = scores.mutable_data();
+        run_without_gil(
+            [&] { slide::linear_scores(w, X, ids, k, out, n_threads, python_signal_pending); });
+        return scores;
+      },
+      py::arg("weights"), py::arg("n_labels"), py::arg("x_indptr"), py::arg("x_indices"),
+      py::arg("x_data"), py::arg("n_features"), py::arg("labels"), py::arg("n_threads"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_slide_core, m) {
@@ -485,6 +584,7 @@ PYBIND11_MODULE(_slide_core, m) {
       .def_property_readonly("n_rows", [](const TrainingData& d) { return d.X.n_rows; });
 
   bind_train_config(m);
+  bind_linear_reranker(m);
 
   m.def(
       "train_epoch",

@@ -81,6 +81,8 @@ PARAMETERS = {
     # "lsh" is deprecated: it predicts as "clusters" (_inference.LSH_DEPRECATION).
     "inference": Parameter([StrOptions({"exact", "clusters", "lsh"}, deprecated={"lsh"})]),
     "n_probes": Parameter([*_int(1, INT32_MAX), None]),
+    "reranker": Parameter([StrOptions({"linear"}), None], before=None),
+    "reranker_weight": Parameter([Interval(Real, 0, FLOAT32_MAX, closed="both")]),
     "precision": Parameter([StrOptions({"float32", "bfloat16"})]),
     "predict_k": Parameter([*_int(1), None]),
     "shuffle": Parameter(["boolean"]),
@@ -96,8 +98,9 @@ PARAMETER_CONSTRAINTS = {name: p.constraints for name, p in PARAMETERS.items()}
 # every parameter (scikit-learn's _validate_params); a prediction validates
 # these, so a value changed by set_params after fitting gets the same error
 # where it is used instead of reaching the engine.
-TOPK_PARAMETERS = ("inference", "n_probes", "precision", "n_threads", "max_active")
-PROBA_PARAMETERS = ("precision", "n_threads")
+TOPK_PARAMETERS = ("inference", "n_probes", "precision", "n_threads", "max_active", "reranker",
+                   "reranker_weight")
+PROBA_PARAMETERS = ("precision", "n_threads", "reranker", "reranker_weight")
 
 
 def check_parameters(estimator, names):

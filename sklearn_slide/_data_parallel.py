@@ -296,6 +296,7 @@ def fit(estimator, descriptions, make_pool, *, classes=None, sync_every, rule, c
         pool.close()
     if state.network["tables"] is not None:
         training.refresh_tables(estimator, state)
+    state.reranker = None  # the rows are on the workers: no re-ranker (docs/dask.md)
     state.commit(estimator)
     estimator.n_features_in_ = problem["n_features"]
     if not continuing and hasattr(estimator, "feature_names_in_"):

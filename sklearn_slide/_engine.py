@@ -25,6 +25,7 @@ __all__ = [
     "code_bits",
     "csr_buffers",
     "hash_codes",
+    "linear_scores",
     "pack_output_bf16",
     "predict_scores",
     "predict_topk",
@@ -33,6 +34,7 @@ __all__ = [
     "select_kernels",
     "train_epoch",
     "training_config",
+    "train_linear_reranker",
     "training_data",
 ]
 
@@ -120,6 +122,23 @@ def predict_scores(params, X, softmax, n_threads, *, precision="float32", packed
     """Dense (n, n_labels) float32 logits, or probabilities when ``softmax``."""
     return _core.predict_scores(params, *csr_buffers(X), softmax, n_threads,
                                 precision=precision, packed_bf16=packed_bf16)
+
+
+def train_linear_reranker(X, Y, shortlist, *, C, max_iter, tol, prune, seed, n_threads):
+    """Per-label linear models on the rows whose ``shortlist`` (n, k) int32 or true
+    labels (CSR pattern Y) hold the label: dict of label-major CSR ``indptr``,
+    ``indices``, ``values`` and ``bias`` (``sklearn_slide._reranker``)."""
+    shortlist = np.ascontiguousarray(shortlist, dtype=np.int32)
+    return _core.train_linear_reranker(*csr_buffers(X), X.shape[1], *csr_buffers(Y), Y.shape[1],
+                                       shortlist, float(C), int(max_iter), float(tol),
+                                       float(prune), int(seed), int(n_threads))
+
+
+def linear_scores(weights, n_labels, X, labels, n_threads):
+    """(n, k) float32 scores of the re-ranker's models of ``labels`` (n, k) on the rows of X."""
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    return _core.linear_scores(weights, int(n_labels), *csr_buffers(X), X.shape[1], labels,
+                               int(n_threads))
 
 
 def pack_output_bf16(params, n_threads):

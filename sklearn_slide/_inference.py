@@ -17,6 +17,7 @@ from . import _derived_cache as derived_cache
 from . import _engine as engine
 from . import _label_clusters as label_clusters
 from . import _memory as memory
+from . import _reranker as linear_reranker
 from . import _saved_model as saved_model
 from .metrics._ranking import _top_k_chunk
 
@@ -63,11 +64,14 @@ def _user_stacklevel():
 
 
 def predict_topk(estimator, X, k):
-    """(labels, scores) of the top k labels of the rows of canonical CSR X."""
+    """(labels, scores) of the top k labels of the rows of canonical CSR X: the
+    network's, re-ranked when the model has a re-ranker and ``reranker`` is set."""
     network = estimator._network
-    saved_model.check_mapped_files(network)
+    weights = estimator._reranker if estimator.reranker is not None else None
+    saved_model.check_mapped_files(network, weights)
     n_labels = len(estimator.classes_)
-    memory.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * k,
+    n_scored = int(k) if weights is None else min(n_labels, max(int(k), linear_reranker.SHORTLIST))
+    memory.check_memory("predict_topk", {"labels and scores": 8 * X.shape[0] * n_scored,
                                          **bfloat16_copy_bytes(estimator)})
     clusters = None
     if resolved_inference(estimator) == "clusters":
@@ -75,11 +79,16 @@ def predict_topk(estimator, X, k):
         n_probes = estimator.n_probes or label_clusters.default_n_probes(
             n_labels, len(index["centroid_biases"]))
         clusters = dict(index, n_probes=int(n_probes))
-    return engine.predict_topk(
-        network["params"], X, int(k), engine.effective_n_threads(estimator.n_threads),
+    n_threads = engine.effective_n_threads(estimator.n_threads)
+    labels, scores = engine.predict_topk(
+        network["params"], X, n_scored, n_threads,
         clusters=clusters, precision=estimator.precision,
         packed_bf16=_packed_bfloat16(estimator) if clusters is None else None,
     )
+    if weights is None:
+        return labels, scores
+    return linear_reranker.rerank(weights, X, labels, scores, int(k),
+                                  estimator.reranker_weight, n_threads)
 
 
 def predict_proba(estimator, X):
@@ -124,11 +133,30 @@ def predict_top_proba(estimator, X, k):
 
 
 def _probabilities(estimator, X):
-    saved_model.check_mapped_files(estimator._network)
-    return engine.predict_scores(
-        estimator._network["params"], X, True, engine.effective_n_threads(estimator.n_threads),
+    weights = estimator._reranker if estimator.reranker is not None else None
+    saved_model.check_mapped_files(estimator._network, weights)
+    n_threads = engine.effective_n_threads(estimator.n_threads)
+    scores = engine.predict_scores(
+        estimator._network["params"], X, weights is None, n_threads,
         precision=estimator.precision, packed_bf16=_packed_bfloat16(estimator),
     )
+    if weights is None:
+        return scores
+    # The re-ranked logits replace those of each row's shortlist (the same
+    # shortlist and scores as predict_topk's), so both rank alike.
+    shortlist = _top_k_chunk(scores, min(scores.shape[1], linear_reranker.SHORTLIST))
+    shortlist = shortlist.astype(np.int32)
+    np.put_along_axis(scores, shortlist, linear_reranker.adjusted_logits(
+        weights, X, shortlist, np.take_along_axis(scores, shortlist, axis=1),
+        estimator.reranker_weight, n_threads), axis=1)
+    return _softmax_rows(scores)
+
+
+def _softmax_rows(logits):
+    logits -= logits.max(axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    return logits
 
 
 def bfloat16_copy_bytes(estimator):

@@ -91,14 +91,35 @@ def check_saved_state(state):
                                                                   list):
         raise ValueError("corrupt model: validation_scores_ is "
                          f"{_describe(state['validation_scores_'])}")
-    check_mapped_files(network)
+    _check_reranker(state["_reranker"], n_labels)
+    check_mapped_files(network, state["_reranker"])
+
+
+def _check_reranker(weights, n_labels):
+    # Shapes and dtypes only; the binding scans indptr and feature ids at use.
+    if weights is None:
+        return
+    want = {"indptr": ("int64", n_labels + 1), "indices": ("int32", None),
+            "values": ("float32", None), "bias": ("float32", n_labels)}
+    if not isinstance(weights, dict) or set(weights) != set(want):
+        raise ValueError(f"corrupt model: _reranker is {_describe(weights)}, not the "
+                         f"re-ranker's arrays {sorted(want)}")
+    for name, (dtype, size) in want.items():
+        value = weights[name]
+        if not isinstance(value, np.ndarray) or value.dtype != dtype or value.ndim != 1 \
+                or (size is not None and value.size != size):
+            raise ValueError(f"corrupt model: _reranker[{name!r}] must be a 1-D {dtype} array"
+                             + (f" of {size} values" if size is not None else "")
+                             + f"; got {_describe(value)}")
+    if weights["indices"].size != weights["values"].size:
+        raise ValueError("corrupt model: _reranker's indices and values differ in length")
 
 
 # The attributes a fit commits (``_training.FitState``) and validation sets.
 _FITTED_ATTRIBUTES = (
     "classes_", "_target_kind", "_sparse_output", "_y_dtype", "label_counts_",
     "n_samples_seen_", "n_iter_", "loss_curve_", "_mean_labels", "_lr_schedule",
-    "learning_rate_", "validation_scores_", "_rng", "n_features_in_",
+    "learning_rate_", "validation_scores_", "_rng", "n_features_in_", "_reranker",
 )
 
 
@@ -141,22 +162,23 @@ def _describe(value):
     return f"{type(value).__name__} {value!r:.60}"
 
 
-def _arrays(network):
+def _arrays(network, reranker):
     # Tolerates a damaged network: pickling one must not fail here (its load does).
-    for part in (network.get("params"), network.get("tables")):
+    for part in (network.get("params"), network.get("tables"), reranker):
         if isinstance(part, dict):
             yield from (v for v in part.values() if isinstance(v, np.ndarray))
 
 
-def check_mapped_files(network):
-    """ValueError when the file behind a memory-mapped array of the network is
-    shorter than the array: reading it would kill the process (SIGBUS).
+def check_mapped_files(network, reranker=None):
+    """ValueError when the file behind a memory-mapped array of the network (or
+    of the ``reranker``'s weights) is shorter than the array: reading it would
+    kill the process (SIGBUS).
 
     Cheap (one ``stat`` per mapped array); it cannot see a file truncated
     while a call runs, which is why a mapped model's file must not be
     rewritten in place (see docs/reliability.md).
     """
-    for array in _arrays(network):
+    for array in _arrays(network, reranker):
         mapped = array if isinstance(array, np.memmap) else None
         if mapped is None or not getattr(mapped, "filename", None):
             continue

@@ -47,6 +47,9 @@ class FitState:
     mean_labels: float = _attribute("_mean_labels")
     lr_schedule: dict = _attribute("_lr_schedule")
     validation_scores: list = _attribute("validation_scores_")  # None without validation
+    # The per-label linear re-ranker's weights (``_reranker``): trained by fit
+    # after the network; None without one, and after partial_fit (stale).
+    reranker: dict = field(default=None, metadata={"attribute": "_reranker"})
 
     @classmethod
     def of(cls, estimator):

@@ -5,6 +5,7 @@ parameters and memory. Each test checks the exception type and a message
 fragment that tells the user what to fix.
 """
 
+import copy
 import tracemalloc
 
 import numpy as np
@@ -687,16 +688,20 @@ def test_training_buffers_of_a_fitted_model_are_checked(data, monkeypatch):
 
 def test_dense_outputs_above_the_budget_are_refused(data, fitted, monkeypatch):
     X, Y = data
-    dense = SlideClassifier(**FAST).fit(X, Y.toarray())
+    dense = SlideClassifier(**FAST, reranker=None).fit(X, Y.toarray())
     # 300 x 20 float32 = 24,000 bytes; top-5 labels and scores: 12,000 bytes.
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "20000")
     with pytest.raises(ValueError, match=r"predict_proba would need about 24,000 bytes"):
         fitted.predict_proba(X)
     with pytest.raises(ValueError, match=r"predict would need about 24,000 bytes"):
         dense.predict(X)
-    assert fitted.predict_topk(X, k=5)[0].shape == (300, 5)
+    network_only = copy.copy(fitted).set_params(reranker=None)
+    assert network_only.predict_topk(X, k=5)[0].shape == (300, 5)
     with pytest.raises(ValueError, match=r"predict_topk would need about 24,000 bytes"):
-        fitted.predict_topk(X, k=10)
+        network_only.predict_topk(X, k=10)
+    # The re-ranker scores a shortlist of max(k, 32) labels (here all 20).
+    with pytest.raises(ValueError, match=r"predict_topk would need about 48,000 bytes"):
+        fitted.predict_topk(X, k=5)
     # The fixed 1 GiB limit of dense outputs reports the bytes too.
     monkeypatch.delenv(MEMORY_LIMIT_ENV)
     monkeypatch.setattr(memory, "DENSE_OUTPUT_LIMIT_BYTES", 1000)

@@ -94,6 +94,8 @@ CHEAP_VALID = {
     "dropout": st.floats(0.0, 0.9),
     "inference": st.sampled_from(["exact", "clusters", "lsh"]),
     "n_probes": st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+    "reranker": st.sampled_from(["linear", None]),
+    "reranker_weight": st.floats(0.0, 3e38),
     "precision": st.sampled_from(["float32", "bfloat16"]),
     "predict_k": st.one_of(st.none(), st.integers(1, 10**30)),
     "shuffle": st.booleans(),
