@@ -36,7 +36,8 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SMALL = {"hidden_layer_sizes": (32,), "batch_size": 32, "min_active": 32, "max_active": 128,
          "hash_family": "dwta", "n_threads": 1, "random_state": 0,
-         "candidates": "lsh", "dropout": 0.0}  # tuned before dropout; replicas use the tables
+         "candidates": "lsh", "dropout": 0.0,  # tuned before dropout; replicas use the tables
+         "reranker": None}  # fit_distributed trains none: local fits compare without it
 
 
 def _cluster(n_workers=2):
@@ -256,7 +257,8 @@ def test_two_workers_learn_a_planted_problem_as_well_as_local_fit(client):
     X_train, Y_train, X_test, Y_test = X[:4000], Y[:4000], X[4000:], Y[4000:]
     # Long enough for both to be near their plateau (the replicas take fewer
     # steps per epoch).
-    params = {**SMALL, "max_iter": 15, "learning_rate": 0.005}
+    # The networks are compared: fit_distributed trains no re-ranker.
+    params = {**SMALL, "max_iter": 15, "learning_rate": 0.005, "reranker": None}
     local = SlideClassifier(**params).fit(X_train, Y_train)
     model = fit_distributed(SlideClassifier(**params), X_train, Y_train, client=client,
                             sync_every=8)

@@ -37,8 +37,8 @@ def exact_hidden_model(xmc_small):
     stay arbitrary float32 values."""
     X, Y, X_test, _ = xmc_small
     # Odd hidden width: exercises the zero-padded last pair of the native kernels.
-    clf = SlideClassifier(hidden_layer_sizes=(21,), hash_family="dwta", candidates="lsh",
-                          min_active=40,
+    clf = SlideClassifier(reranker=None, hidden_layer_sizes=(21,), hash_family="dwta",
+                          candidates="lsh", min_active=40,
                           max_iter=1, random_state=0, n_threads=2).fit(X, Y)
     params = clf._network["params"]
     rng = np.random.RandomState(0)
@@ -90,7 +90,7 @@ def test_bfloat16_probabilities_match_numpy(exact_hidden_model, restore_kernels,
 
 def test_bfloat16_predictions_agree_with_float32(xmc_small, precision_at_1):
     X, Y, X_test, Y_test = xmc_small
-    clf = SlideClassifier(hash_family="dwta", max_iter=3, random_state=0).fit(X, Y)
+    clf = SlideClassifier(reranker=None, hash_family="dwta", max_iter=3, random_state=0).fit(X, Y)
     labels32, _ = clf.predict_topk(X_test, k=5)
     labels16, _ = clf.set_params(precision="bfloat16").predict_topk(X_test, k=5)
     assert np.mean(labels16[:, 0] == labels32[:, 0]) > 0.97
@@ -104,7 +104,7 @@ def test_unknown_precision_is_refused(xmc_small):
     X, Y, X_test, _ = xmc_small
     with pytest.raises(ValueError, match="precision"):
         SlideClassifier(precision="float16", max_iter=1).fit(X, Y)
-    clf = SlideClassifier(max_iter=1, random_state=0).fit(X, Y)
+    clf = SlideClassifier(reranker=None, max_iter=1, random_state=0).fit(X, Y)
     clf.set_params(precision="half")
     with pytest.raises(ValueError, match="'precision' parameter of SlideClassifier"):
         clf.predict_topk(X_test, k=1)
@@ -116,7 +116,7 @@ def test_memory_budget_counts_the_bfloat16_copy_of_the_output_layer(xmc_small, m
     from sklearn_slide._memory import MEMORY_LIMIT_ENV
 
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(max_iter=1, random_state=0).fit(X, Y)
+    clf = SlideClassifier(reranker=None, max_iter=1, random_state=0).fit(X, Y)
     copy_bytes = 2 * clf._network["params"]["output_weights"].size
     # A budget between what float32 scoring needs and that plus the copy.
     monkeypatch.setenv(MEMORY_LIMIT_ENV, str(copy_bytes))
@@ -136,7 +136,7 @@ NATIVE = [k for k in available_kernels() if k in ("avx512_bf16", "amx_bf16")]
 def test_packed_output_layer_follows_training(xmc_small, restore_kernels):
     # The packed bfloat16 copy is cached between calls; training must replace it.
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", max_iter=1, random_state=0,
+    clf = SlideClassifier(reranker=None, hash_family="dwta", max_iter=1, random_state=0,
                           precision="bfloat16").fit(X, Y)
     select_kernels(NATIVE[-1])
     clf.predict_topk(X_test, k=5)  # caches the packed layer
@@ -158,7 +158,7 @@ def test_engine_refuses_a_packed_layer_of_the_wrong_shape(xmc_small, restore_ker
     from sklearn_slide import _engine as engine
 
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(max_iter=1, random_state=0).fit(X, Y)
+    clf = SlideClassifier(reranker=None, max_iter=1, random_state=0).fit(X, Y)
     select_kernels(NATIVE[-1])
     params = clf._network["params"]
     packed = engine.pack_output_bf16(params, 1)
@@ -178,7 +178,7 @@ def test_every_inference_mode_gives_a_label_the_same_score(xmc_small, precision)
     # Clusters' candidates are scored by the kernel exact scoring uses, so
     # they only choose which labels to score, never change a score.
     X, Y, X_test, _ = xmc_small
-    clf = SlideClassifier(hash_family="dwta", max_iter=1, min_active=40,
+    clf = SlideClassifier(reranker=None, hash_family="dwta", max_iter=1, min_active=40,
                           random_state=0, precision=precision).fit(X, Y)
     n_labels = len(clf.classes_)
     scores = {}

@@ -42,7 +42,8 @@ READS = {
     "predict": set(TOPK_PARAMETERS) | {"predict_k"},
     "predict_proba": set(PROBA_PARAMETERS),
     "partial_fit": set(PARAMETER_CONSTRAINTS),
-    "warm_start_fit": set(PARAMETER_CONSTRAINTS),
+    # _call sets warm_start=True itself, replacing a drawn value.
+    "warm_start_fit": set(PARAMETER_CONSTRAINTS) - {"warm_start"},
 }
 
 # Binding-level failures that must never reach a user.
