@@ -663,7 +663,7 @@ PYBIND11_MODULE(_slide_core, m) {
   m.def(
       "predict_topk",
       [](py::dict params, const py::array& x_indptr, const py::array& x_indices,
-         const py::array& x_data, int64_t k, int n_threads, py::object lsh, py::object clusters,
+         const py::array& x_data, int64_t k, int n_threads, py::object clusters,
          const std::string& precision, py::object packed_bf16) {
         const slide::Network net = network_from(params, false);
         const slide::OutputScoring scoring = output_scoring_from(precision, packed_bf16, net);
@@ -682,34 +682,15 @@ PYBIND11_MODULE(_slide_core, m) {
             slide::predict_topk_clustered(net, index, n_probes, X, out, scoring, n_threads,
                                           python_signal_pending);
           });
-        } else if (lsh.is_none()) {
+        } else {
           run_without_gil([&] {
             slide::predict_topk_exact(net, X, out, scoring, n_threads, python_signal_pending);
-          });
-        } else {
-          const py::dict q = lsh.cast<py::dict>();
-          const slide::HashTables tables = tables_from(q["tables"], net.n_labels(), false, true);
-          const py::array fallback = q["fallback"];
-          slide::LshQuery query;
-          query.hash_family = slide::parse_hash_kind(q["hash_family"].cast<std::string>());
-          query.hash_bits = q["hash_bits"].cast<int>();
-          check_hash_shape(net.last_hidden_size(), query.hash_bits, tables.n_tables);
-          query.hash_seed = q["hash_seed"].cast<uint64_t>();
-          query.max_candidates = std::max<int64_t>(q["max_candidates"].cast<int64_t>(), k);
-          query.fallback = buffer<int32_t>(fallback, "fallback", false);
-          query.n_fallback = fallback.size();
-          for (int64_t i = 0; i < query.n_fallback; ++i)
-            if (query.fallback[i] < 0 || query.fallback[i] >= net.n_labels())
-              throw py::value_error("fallback: label out of range");
-          run_without_gil([&] {
-            slide::predict_topk_lsh(net, tables, query, X, out, scoring, n_threads,
-                                    python_signal_pending);
           });
         }
         return py::make_tuple(labels, scores);
       },
       py::arg("params"), py::arg("x_indptr"), py::arg("x_indices"), py::arg("x_data"),
-      py::arg("k"), py::arg("n_threads"), py::arg("lsh") = py::none(),
+      py::arg("k"), py::arg("n_threads"),
       py::arg("clusters") = py::none(), py::arg("precision") = "float32",
       py::arg("packed_bf16") = py::none());
 

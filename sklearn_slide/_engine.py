@@ -111,10 +111,9 @@ def rebuild_tables(params, tables, config, schedule):
     _core.rebuild_tables(params, tables, config, schedule)
 
 
-def predict_topk(params, X, k, n_threads, *, lsh=None, clusters=None, precision="float32",
-                 packed_bf16=None):
+def predict_topk(params, X, k, n_threads, *, clusters=None, precision="float32", packed_bf16=None):
     """(labels int32, scores float32), each (n, k), of the CSR rows of X."""
-    return _core.predict_topk(params, *csr_buffers(X), k, n_threads, lsh=lsh, clusters=clusters,
+    return _core.predict_topk(params, *csr_buffers(X), k, n_threads, clusters=clusters,
                               precision=precision, packed_bf16=packed_bf16)
 
 

@@ -109,17 +109,4 @@ void ActiveSetSampler::build_for_training(const int32_t* labels, int64_t n_label
   }
 }
 
-void ActiveSetSampler::build_for_inference(const HashTables& tables, const uint32_t* buckets,
-                                           int64_t max_active, const int32_t* fallback,
-                                           int64_t n_fallback, int64_t at_least) {
-  start_sample();
-  add_bucket_candidates(tables, buckets, max_active);
-  for (int64_t i = 0; i < n_fallback && static_cast<int64_t>(ids_.size()) < at_least; ++i) {
-    const int32_t id = fallback[i];
-    // Only reached when every candidate was kept (callers ensure max_active >=
-    // at_least), so a member is already in the set.
-    if (insert(id)) ids_.push_back(id);
-  }
-}
-
 }  // namespace slide

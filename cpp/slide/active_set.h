@@ -42,10 +42,6 @@ class ActiveSetSampler {
   void build_for_training(const int32_t* labels, int64_t n_labels, const HashTables* tables,
                           const uint32_t* buckets, const IdGroups* groups,
                           const ActiveSetLimits& limits, bool exact, Rng& rng);
-  // Inference: the retrieved candidates only (deterministic), topped up from
-  // `fallback` (e.g. the most frequent labels) when fewer than `at_least`.
-  void build_for_inference(const HashTables& tables, const uint32_t* buckets, int64_t max_active,
-                           const int32_t* fallback, int64_t n_fallback, int64_t at_least);
 
   const std::vector<int32_t>& ids() const { return ids_; }
   int64_t n_true() const { return n_true_; }

@@ -1,6 +1,5 @@
 // Inference: exact (every output neuron scored, blocked kernel, top-k per row;
-// predict_exact.cpp), LSH (only the neurons retrieved from the tables scored;
-// predict_lsh.cpp), clustered (only the neurons of the best-scoring label
+// predict_exact.cpp), clustered (only the neurons of the best-scoring label
 // clusters scored; predict_clusters.cpp), and dense scores (predict_exact.cpp).
 // All score through output_scorer.h and are deterministic per row: a row's
 // result does not depend on the other rows.
@@ -9,8 +8,6 @@
 #include <cstdint>
 
 #include "slide/csr_view.h"
-#include "slide/hash_family.h"
-#include "slide/hash_tables.h"
 #include "slide/label_clusters.h"
 #include "slide/network.h"
 #include "slide/output_scorer.h"
@@ -27,19 +24,6 @@ struct TopKOutput {
 void predict_topk_exact(const Network& net, const FeatureMatrix& X, TopKOutput out,
                         const OutputScoring& scoring, int n_threads,
                         const StopCheck& should_stop);
-
-struct LshQuery {
-  HashKind hash_family;
-  int hash_bits;  // codes per table (K)
-  uint64_t hash_seed;
-  int64_t max_candidates;
-  const int32_t* fallback;  // labels scored when too few are retrieved (most frequent first)
-  int64_t n_fallback;
-};
-
-void predict_topk_lsh(const Network& net, const HashTables& tables, const LshQuery& query,
-                      const FeatureMatrix& X, TopKOutput out, const OutputScoring& scoring,
-                      int n_threads, const StopCheck& should_stop);
 
 // Scores the labels of the n_probes best clusters of each row (more clusters, in
 // order, while fewer than k labels were scored).
