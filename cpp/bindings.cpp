@@ -403,25 +403,18 @@ void bind_train_config(py::module_& m) {
 // so that a damaged model cannot make scoring read out of bounds.
 slide::LinearWeightsView linear_weights_from(const py::dict& d, int64_t n_labels,
                                              int64_t n_features) {
-  const py::array indptr = d["indptr"], indices = d["indices"], values = d["values"],
-                  bias = d["bias"];
+  // Label-major CSR (one row per label), checked as every CSR input is.
+  const py::array indptr = d["indptr"], bias = d["bias"];
+  expect_size(indptr, n_labels + 1, "reranker indptr");
+  expect_size(bias, n_labels, "reranker bias");
+  const auto rows = csr_from<float>(indptr, d["indices"], d["values"], n_features, "reranker");
   slide::LinearWeightsView w;
-  w.indptr = buffer<int64_t>(indptr, "reranker indptr", false);
-  w.indices = buffer<int32_t>(indices, "reranker indices", false);
-  w.values = buffer<float>(values, "reranker values", false);
+  w.indptr = rows.indptr;
+  w.indices = rows.indices;
+  w.values = rows.data;
   w.bias = buffer<float>(bias, "reranker bias", false);
   w.n_labels = n_labels;
   w.n_features = n_features;
-  expect_size(indptr, n_labels + 1, "reranker indptr");
-  expect_size(bias, n_labels, "reranker bias");
-  if (w.indptr[0] != 0 || w.indptr[n_labels] != static_cast<int64_t>(indices.size()) ||
-      indices.size() != values.size())
-    throw py::value_error("corrupt re-ranker: indptr, indices and values disagree");
-  for (int64_t l = 0; l < n_labels; ++l)
-    if (w.indptr[l + 1] < w.indptr[l]) throw py::value_error("corrupt re-ranker: indptr decreases");
-  for (int64_t p = 0; p < w.indptr[n_labels]; ++p)
-    if (w.indices[p] < 0 || w.indices[p] >= n_features)
-      throw py::value_error("corrupt re-ranker: feature index out of range");
   return w;
 }
 

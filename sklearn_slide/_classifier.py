@@ -204,9 +204,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         without: bibtex 64.5 vs 63.4, delicious 68.4 vs 67.0, SeqGO 39.6 vs
         39.8, debian-deps 76.0 vs 72.4; PSP@5 +0.6 to +4.4; 1-15% more
         training CPU. ``partial_fit`` and ``dask.fit_distributed`` train the
-        network only and drop a fitted re-ranker; ``predict_proba`` is the
-        network's softmax. None: the network alone (set it after fitting to
-        compare).
+        network only and drop a fitted re-ranker. ``predict_proba`` is the
+        softmax over the network's logits with those of each row's top 32
+        replaced by the re-ranked ones, so it ranks as ``predict`` does. None:
+        the network alone (set it after fitting to compare).
     reranker_weight : float, default=1.0
         Weight of the linear models' term in the re-ranked score (read at
         prediction: tunable after fitting). 0 keeps the network's order of

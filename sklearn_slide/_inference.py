@@ -67,7 +67,7 @@ def predict_topk(estimator, X, k):
     """(labels, scores) of the top k labels of the rows of canonical CSR X: the
     network's, re-ranked when the model has a re-ranker and ``reranker`` is set."""
     network = estimator._network
-    weights = estimator._reranker if estimator.reranker is not None else None
+    weights = _active_reranker(estimator)
     saved_model.check_mapped_files(network, weights)
     n_labels = len(estimator.classes_)
     n_scored = int(k) if weights is None else min(n_labels, max(int(k), linear_reranker.SHORTLIST))
@@ -133,7 +133,7 @@ def predict_top_proba(estimator, X, k):
 
 
 def _probabilities(estimator, X):
-    weights = estimator._reranker if estimator.reranker is not None else None
+    weights = _active_reranker(estimator)
     saved_model.check_mapped_files(estimator._network, weights)
     n_threads = engine.effective_n_threads(estimator.n_threads)
     scores = engine.predict_scores(
@@ -150,6 +150,12 @@ def _probabilities(estimator, X):
         weights, X, shortlist, np.take_along_axis(scores, shortlist, axis=1),
         estimator.reranker_weight, n_threads), axis=1)
     return _softmax_rows(scores)
+
+
+def _active_reranker(estimator):
+    """The fitted re-ranker's weights predictions use: None without one (not
+    fitted, or dropped by partial_fit) or with ``reranker=None``."""
+    return estimator._reranker if estimator.reranker is not None else None
 
 
 def _softmax_rows(logits):

@@ -113,7 +113,7 @@ def test_damaged_weights_are_refused():
     labels = shortlist[:, :2].copy()
     bad = dict(W, indices=W["indices"].copy())
     bad["indices"][0] = X.shape[1]
-    with pytest.raises(ValueError, match="feature index out of range"):
+    with pytest.raises(ValueError, match=rf"reranker: column index {X.shape[1]} out of range"):
         engine.linear_scores(bad, 5, X, labels, 1)
     with pytest.raises(ValueError, match="reranker bias"):
         engine.linear_scores(dict(W, bias=W["bias"][:-1]), 5, X, labels, 1)
