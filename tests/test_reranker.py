@@ -166,3 +166,19 @@ def test_a_pickle_with_a_damaged_reranker_is_refused(fitted):
     state["_reranker"] = dict(state["_reranker"], bias=state["_reranker"]["bias"][:3])
     with pytest.raises(ValueError, match="_reranker"):
         SlideClassifier().__setstate__(state)
+
+
+def test_the_cluster_shortlist_of_many_labels_matches_exact_when_every_cluster_is_probed(
+        monkeypatch):
+    # Above EXACT_SHORTLIST_MAX_LABELS the training shortlist comes from the
+    # label clusters; at 300 labels the default probes reach every cluster, so
+    # both shortlists, hence both re-rankers, are the same.
+    from sklearn_slide import _reranker
+
+    X, Y = make_extreme_multilabel(800, 400, 300, random_state=0)
+    params = dict(max_iter=1, random_state=0, n_threads=2)
+    exact = SlideClassifier(**params).fit(X, Y)
+    monkeypatch.setattr(_reranker, "EXACT_SHORTLIST_MAX_LABELS", 0)
+    clustered = SlideClassifier(**params).fit(X, Y)
+    for name in exact._reranker:
+        np.testing.assert_array_equal(clustered._reranker[name], exact._reranker[name])
