@@ -19,6 +19,7 @@ import pytest
 
 from sklearn_slide import SlideClassifier
 from sklearn_slide._cli import main
+from sklearn_slide._cli._estimator_options import format_value, parse_parameter
 from sklearn_slide.datasets import dump_xc, load_xc, make_extreme_multilabel
 from sklearn_slide.metrics import inverse_propensity, ndcg_at_k, precision_at_k, psprecision_at_k
 
@@ -175,6 +176,35 @@ def test_parameters_are_parsed_by_their_constraints(files, tmp_path):
     assert params["hidden_layer_sizes"] == (16, 8)
     assert params["hash_family"] is None and params["n_probes"] is None
     assert params["logq_correction"] is False and params["learning_rate"] == 0.01
+
+
+def test_options_not_given_keep_the_estimator_defaults(files):
+    folder, _ = files
+    given = {"max_iter", "hidden_layer_sizes", "random_state", "n_threads", "verbose"}
+    defaults = SlideClassifier().get_params()
+    params = joblib.load(folder / "model.joblib").get_params()
+    assert {name: params[name] for name in defaults if name not in given} == {
+        name: value for name, value in defaults.items() if name not in given}
+    assert params["verbose"] == 1
+
+
+def test_help_states_the_default_of_each_parameter_option(tmp_path):
+    defaults = SlideClassifier().get_params()
+    result = run(tmp_path, "train", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # undo argparse's line wrapping
+    assert f"Samples per Adam step. (int; default: {defaults['batch_size']})" in text
+    assert f"(float; default: {defaults['learning_rate']})" in text
+    hidden = ",".join(map(str, defaults["hidden_layer_sizes"]))
+    assert f"(tuple of int; default: {hidden})" in text
+    assert "Progress on standard output. (int; default: 1)" in text  # train's own default
+    predict = " ".join(run(tmp_path, "predict", "--help").stdout.split())
+    assert "(int or None; default: the model's)" in predict
+
+
+def test_help_defaults_read_back_as_the_defaults():
+    for name, value in SlideClassifier().get_params().items():
+        assert parse_parameter(name, format_value(value)) == value, name
 
 
 def test_user_errors_in_a_subprocess_have_no_traceback(files, tmp_path):

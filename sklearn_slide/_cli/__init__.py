@@ -19,7 +19,7 @@ from .. import __version__
 from .._compat import InvalidParameterError
 from . import _commands as commands
 from ._errors import FileProblem, UsageError
-from ._estimator_options import add_parameter_options, constructor_parameters
+from ._estimator_options import add_parameter_options, parameter_defaults
 from ._prediction_files import FORMATS
 
 EXIT_FAILED, EXIT_USAGE, EXIT_FILE, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -79,8 +79,9 @@ def build_parser():
     train.add_argument("-k", nargs="+", type=_positive_int, default=[1, 3, 5], metavar="K",
                        help="cut-offs of the --validation metrics (default: 1 3 5)")
     _add_block_rows(train)
+    defaults = {**parameter_defaults(), **commands.TRAIN_DEFAULTS}
     add_parameter_options(train.add_argument_group("SlideClassifier parameters"),
-                          constructor_parameters())
+                          list(defaults), defaults)
     train.set_defaults(run=commands.train)
 
     predict = sub.add_parser(

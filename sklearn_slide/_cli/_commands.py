@@ -27,6 +27,10 @@ from ._prediction_files import PredictionWriter, check_writable, output_file, re
 # accept them); the others only matter for training.
 PREDICTION_PARAMETERS = ("inference", "n_probes", "precision", "n_threads")
 
+# Where train's defaults differ from the estimator's: a user at a terminal
+# wants to see the epochs go by.
+TRAIN_DEFAULTS = {"verbose": 1}
+
 METRICS = (("P", precision_at_k), ("nDCG", ndcg_at_k), ("PSP", psprecision_at_k))
 
 
@@ -113,8 +117,7 @@ def _set_prediction_parameters(model, args):
 
 
 def train(args):
-    params = estimator_parameters(args)
-    params.setdefault("verbose", 1)
+    params = {**TRAIN_DEFAULTS, **estimator_parameters(args)}
     model = SlideClassifier(**params)
     model._validate_params()  # before reading a large file
     check_writable(args.output)

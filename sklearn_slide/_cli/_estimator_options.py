@@ -6,7 +6,9 @@ The text is converted by the parameter's own constraints in
 ``none`` for None, ...), so a parameter added to the estimator appears here
 without any change; the estimator's own validation then checks ranges and
 options, with its own messages.  The help of each option is the first
-sentence of the parameter's entry in the class docstring.
+sentence of the parameter's entry in the class docstring and the default
+the command leaves when the option is not given (options are absent from the
+namespace then, so the estimator's own default holds; argparse cannot show it).
 """
 
 import argparse
@@ -93,8 +95,21 @@ def parse_parameter(name, text):
     raise UsageError(f"--{name}: expected {' or '.join(expected)}, got {text!r}")
 
 
+def format_value(value):
+    """``value`` written as :func:`parse_parameter` reads it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(str(part) for part in value)
+    return str(value)
+
+
 def parameter_help():
-    """``{name: first sentence of its docstring entry}`` for every parameter."""
+    """``{name: (first sentence of its docstring entry, its type)}`` for every
+    parameter; the type is without the docstring's default (the help states
+    the one the command really leaves)."""
     doc = SlideClassifier.__doc__
     section = doc.split("Parameters\n    ----------\n", 1)[1].split("\n    Attributes\n", 1)[0]
     entries = re.split(r"^    (\w+) : ", section, flags=re.MULTILINE)[1:]
@@ -103,24 +118,29 @@ def parameter_help():
         kind, _, description = body.partition("\n")
         text = " ".join(description.replace("``", "").split())
         sentence = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
-        helps[name] = f"{sentence} ({kind.strip()})"
+        kind = re.sub(r",\s*default=.*$", "", kind.strip())
+        helps[name] = sentence, kind
     return helps
 
 
-def add_parameter_options(parser, names):
+def add_parameter_options(parser, names, defaults=None):
     """Add ``--name VALUE`` for each constructor parameter in ``names``.
 
     Values stay strings in the namespace until :func:`estimator_parameters`;
-    an option not given is absent from it.
+    an option not given is absent from it.  ``defaults`` maps each name to the
+    value the command uses when the option is not given, stated in the help;
+    None: the command keeps the saved model's value.
     """
     helps = parameter_help()
     for name in names:
+        sentence, kind = helps[name]
+        default = "the model's" if defaults is None else format_value(defaults[name])
         flags = [f"--{name}"]
         if "_" in name:
             flags.append(f"--{name.replace('_', '-')}")
         parser.add_argument(
             *flags, dest=f"param:{name}", metavar="VALUE", default=argparse.SUPPRESS,
-            help=helps.get(name, "").replace("%", "%%"),
+            help=f"{sentence} ({kind}; default: {default})".replace("%", "%%"),
         )
 
 
@@ -133,6 +153,7 @@ def estimator_parameters(args):
     }
 
 
-def constructor_parameters():
-    """Names of SlideClassifier's constructor parameters, in signature order."""
-    return list(SlideClassifier().get_params(deep=False))
+def parameter_defaults():
+    """``{name: default}`` of SlideClassifier's constructor parameters, in
+    signature order."""
+    return SlideClassifier().get_params(deep=False)
