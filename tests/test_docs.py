@@ -1,7 +1,8 @@
 """The documentation site builds without a warning (needs the docs extra). Its
 API reference lists every public name, every page is in a toctree and the
 Markdown links stay inside docs/: checked without the extra too, so that a
-landing from a venv without Sphinx catches the usual -W failures.
+landing from a venv without Sphinx catches the usual -W failures. The
+architecture page has a row for every source file (in a source tree).
 
 Builds a copy of docs/, examples/ and BENCHMARKS.md, so that the generated
 pages (API stubs, the gallery) never land in the source tree, with warnings as
@@ -116,6 +117,39 @@ def test_parameters_page_has_a_row_for_every_parameter():
     assert "hidden_layer_sizes" in rows  # the parser read the tables
     assert parameters - rows == set(), "add a row to docs/parameters.md"
     assert rows - parameters == set(), "rows of docs/parameters.md that are no parameter"
+
+
+SOURCE_FOLDERS = ("sklearn_slide", "cpp")
+
+
+def _architecture_files():
+    """Paths (from the repository root) that the first column of
+    docs/architecture.md's tables names, each relative to the folder in its
+    section's heading, e.g. "## The engine (`cpp/slide/`)"."""
+    folder, named = None, set()
+    for line in (DOCS / "architecture.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            heading = re.search(r"\(`([\w/]+/)`\)$", line)
+            folder = heading.group(1) if heading else None
+        elif folder and line.startswith("| `"):
+            named.update(folder + name for name in re.findall(r"`([^`]+)`", line.split("|")[1]))
+    return named
+
+
+def test_architecture_page_names_every_source_file():
+    # A newcomer looks a file up there: every file gets a row by its full name
+    # (a pattern such as kernels*.h finds no file here and fails).
+    if not all((ROOT / folder).is_dir() for folder in SOURCE_FOLDERS):
+        pytest.skip("no source tree (an installed package without its sources)")
+    sources = {
+        path.relative_to(ROOT).as_posix()
+        for folder in SOURCE_FOLDERS for path in (ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".h", ".cpp") and "__pycache__" not in path.parts
+    }
+    named = _architecture_files()
+    assert {"cpp/slide/topk.h", "sklearn_slide/_cli/_errors.py"} <= named  # the parser read it
+    assert sources - named == set(), "add a row to docs/architecture.md"
+    assert {name for name in named if not (ROOT / name).is_file()} == set(), "rows naming no file"
 
 
 @pytest.fixture(scope="module")
