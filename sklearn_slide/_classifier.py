@@ -515,7 +515,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         k = min(k, len(self.classes_))
         labels, _ = self.predict_topk(X, k=k)
         if not self._sparse_output:
-            memory.check_dense_output(labels.shape[0], len(self.classes_), "predict")
+            memory.check_dense_output("predict", n_rows=labels.shape[0],
+                                      n_labels=len(self.classes_))
         return topk_to_indicator(
             labels, len(self.classes_), sparse=self._sparse_output, dtype=self._y_dtype
         )

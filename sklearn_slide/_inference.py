@@ -93,8 +93,9 @@ def predict_topk(estimator, X, k):
 
 def predict_proba(estimator, X):
     """Softmax over every label of the rows of canonical CSR X (dense float32)."""
-    memory.check_dense_output(X.shape[0], len(estimator.classes_), "predict_proba",
-                              bfloat16_copy_bytes(estimator))
+    memory.check_dense_output("predict_proba", n_rows=X.shape[0],
+                              n_labels=len(estimator.classes_),
+                              also_needed=bfloat16_copy_bytes(estimator))
     return _probabilities(estimator, X)
 
 

@@ -5,25 +5,28 @@ Every allocation whose size grows with the data or the parameters (network,
 hash tables, training buffers, prediction outputs) is estimated first and
 refused above the budget, with the bytes it needs, instead of failing (or
 being killed) half-way.
+
+Sizes are keyword-only arguments: they are all ints, and two swapped (rows
+for labels, tables for bits) would give a wrong estimate without an error.
 """
 
 import os
 import re
 
 
-def table_bytes(n_tables, table_bits, n_labels):
+def table_bytes(*, n_tables, table_bits, n_labels):
     """Memory of the compact tables: offsets plus one id slot per neuron and table."""
     return 4 * n_tables * ((2**table_bits + 1) + n_labels)
 
 
-def network_bytes(n_features, hidden_layer_sizes, n_labels):
+def network_bytes(*, n_features, hidden_layer_sizes, n_labels):
     """Memory of weights, biases and both Adam moments (float32, x3)."""
     sizes = [n_features, *hidden_layer_sizes, n_labels]
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     return 12 * n_params + 8 * (n_features + n_labels)
 
 
-def training_scratch_bytes(n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
+def training_scratch_bytes(*, n_features, hidden_layer_sizes, n_labels, n_tables, table_bits,
                            n_threads, batch_size, max_active, n_samples=None, bucket_size=128,
                            min_active=512, exact=None):
     """Memory the engine allocates while training (cpp/slide/trainer.cpp, hash_tables.cpp).
@@ -146,7 +149,7 @@ def _gib(n):
 DENSE_OUTPUT_LIMIT_BYTES = 2**30
 
 
-def check_dense_output(n_rows, n_labels, method, also_needed=None):
+def check_dense_output(method, *, n_rows, n_labels, also_needed=None):
     """ValueError when a dense float32 (n_rows, n_labels) result is over the
     limit, or with ``also_needed`` ({name: bytes}) over the budget."""
     needed = 4 * n_rows * n_labels
@@ -160,7 +163,7 @@ def check_dense_output(n_rows, n_labels, method, also_needed=None):
     check_memory(method, {"dense output": needed, **(also_needed or {})})
 
 
-def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, table_bits,
+def check_training_memory(*, n_samples, n_features, hidden, n_labels, n_tables, table_bits,
                           n_threads, batch_size, max_active, new_model, bucket_size=128,
                           min_active=512, cluster_index=None, new_tables=False):
     """``check_memory`` of a training call; ``new_model``: the network and its
@@ -173,12 +176,14 @@ def check_training_memory(n_samples, n_features, hidden, n_labels, n_tables, tab
         parts["label clusters"] = cluster_index
     if new_model:
         # init_params draws float32 in place: no temporary beyond the network.
-        parts["network"] = network_bytes(n_features, hidden, n_labels)
+        parts["network"] = network_bytes(n_features=n_features, hidden_layer_sizes=hidden,
+                                         n_labels=n_labels)
     if (new_model or new_tables) and n_tables:
-        parts["hash tables"] = table_bytes(n_tables, table_bits, n_labels)
+        parts["hash tables"] = table_bytes(n_tables=n_tables, table_bits=table_bits,
+                                           n_labels=n_labels)
     parts["training buffers"] = training_scratch_bytes(
-        n_features, hidden, n_labels, n_tables, table_bits or 0, n_threads,
-        batch_size=batch_size, max_active=max_active, n_samples=n_samples,
+        n_features=n_features, hidden_layer_sizes=hidden, n_labels=n_labels, n_tables=n_tables,
+        table_bits=table_bits or 0, n_threads=n_threads, batch_size=batch_size, max_active=max_active, n_samples=n_samples,
         bucket_size=bucket_size, min_active=min_active,
         exact=not n_tables and cluster_index is None,
     )

@@ -92,8 +92,8 @@ def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dty
     bits = None
     if family is not None and (candidates or estimator.candidates) == "lsh":
         bits = network_state.table_bits_for(family, estimator.hash_bits, n_labels, hidden[-1])
-    check_training_memory(estimator, shape, hidden, n_labels, bits, new_model=True,
-                          sampled=family is not None)
+    check_training_memory(estimator, shape=shape, hidden=hidden, n_labels=n_labels,
+                          table_bits=bits, new_model=True, sampled=family is not None)
     network = network_state.new_network(
         shape[1], hidden, n_labels, family, estimator.hash_bits, estimator.n_tables, bits,
         estimator.rehash_interval, rng,
@@ -115,7 +115,7 @@ def new_fit_state_of_shape(estimator, shape, kind, classes, sparse_output, y_dty
     )
 
 
-def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_model, sampled,
+def check_training_memory(estimator, *, shape, hidden, n_labels, table_bits, new_model, sampled,
                           new_tables=False):
     """MemoryError before training on data of ``shape`` (rows, features) if the
     budget is too small. ``sampled`` and no ``table_bits``: the candidates come
@@ -123,10 +123,11 @@ def check_training_memory(estimator, shape, hidden, n_labels, table_bits, new_mo
     ``table_bits`` are allocated for an existing model."""
     by_clusters = sampled and table_bits is None
     memory.check_training_memory(
-        shape[0], shape[1], hidden, n_labels,
-        0 if table_bits is None else int(estimator.n_tables), table_bits,
-        engine.effective_n_threads(estimator.n_threads), int(estimator.batch_size),
-        int(estimator.max_active), new_model, bucket_size=int(estimator.bucket_size),
+        n_samples=shape[0], n_features=shape[1], hidden=hidden, n_labels=n_labels,
+        n_tables=0 if table_bits is None else int(estimator.n_tables), table_bits=table_bits,
+        n_threads=engine.effective_n_threads(estimator.n_threads),
+        batch_size=int(estimator.batch_size), max_active=int(estimator.max_active),
+        new_model=new_model, bucket_size=int(estimator.bucket_size),
         min_active=int(estimator.min_active),
         cluster_index=label_clusters.index_nbytes(n_labels, hidden[-1]) if by_clusters else None,
         new_tables=new_tables,
@@ -228,9 +229,9 @@ def train(estimator, state, X, Y, n_epochs, first_call, rows=None, validation=No
         _add_tables(estimator, network, X, hidden, n_labels)
     elif not first_call:  # the model exists: only the engine's buffers are new
         tables = None if by_clusters else network["tables"]
-        check_training_memory(estimator, X.shape, hidden, n_labels,
-                              None if tables is None else tables["table_bits"], new_model=False,
-                              sampled=sampled)
+        check_training_memory(estimator, shape=X.shape, hidden=hidden, n_labels=n_labels,
+                              table_bits=None if tables is None else tables["table_bits"],
+                              new_model=False, sampled=sampled)
     options = train_config(estimator, network)
     data = engine.training_data(X, Y)  # checked once; every epoch reuses it
     if rows is None:
@@ -301,8 +302,8 @@ def _add_tables(estimator, network, X, hidden, n_labels):
     with "lsh": built from the current weights at the first step of this call."""
     bits = network_state.table_bits_for(network["hash_family"], network["hash_bits"], n_labels,
                                         hidden[-1])
-    check_training_memory(estimator, X.shape, hidden, n_labels, bits, new_model=False,
-                          sampled=True, new_tables=True)
+    check_training_memory(estimator, shape=X.shape, hidden=hidden, n_labels=n_labels,
+                          table_bits=bits, new_model=False, sampled=True, new_tables=True)
     network["tables"] = network_state.init_tables(int(estimator.n_tables), bits, n_labels)
     network["schedule"]["next_rehash_step"] = int(network["schedule"]["step"])
 

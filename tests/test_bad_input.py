@@ -661,7 +661,7 @@ def test_hash_tables_above_the_budget_are_refused_before_allocating(monkeypatch)
     # 4096 tables of 2**12 or 2**13 buckets and 5000 ids: 149 to 216 MB.
     params = dict(**FAST, hash_family="dwta", candidates="lsh", n_tables=4096, hash_bits=8)
     bits = network_state.table_bits_for("dwta", 8, 5000, FAST["hidden_layer_sizes"][-1])
-    tables = memory.table_bytes(4096, bits, 5000)
+    tables = memory.table_bytes(n_tables=4096, table_bits=bits, n_labels=5000)
     assert tables > 100 * 2**20
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "100M")
     clf = SlideClassifier(**params)
