@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from sklearn_slide import SlideClassifier
+# _engine: times the engine call alone against the fit around it.
 from sklearn_slide import _engine as engine
 from sklearn_slide import _training as training
 from sklearn_slide._compat import validate_data

@@ -54,6 +54,7 @@ def work_slide(spec):
     X_test, Y_test = X_test[:spec["rows"]], Y_test[:spec["rows"]]
     clf = SlideClassifier(hash_family="dwta", max_iter=spec["epochs"], random_state=0,
                           n_threads=spec["threads"]).fit(X, Y)
+    # _engine: the table names the kernel set it was measured with.
     from sklearn_slide._engine import active_kernels
 
     out = {"rows": X_test.shape[0], "modes": {}, "kernels": active_kernels()}

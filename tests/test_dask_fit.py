@@ -171,6 +171,7 @@ def test_merging_one_replica_takes_its_values_exactly(rule):
 
 def test_rounds_end_where_the_engine_rehashes(data):
     """round_steps predicts the engine's rehash schedule (cpp/slide/trainer.cpp)."""
+    # _engine: one engine call per batch, to see where it rehashes.
     from sklearn_slide import _engine as engine
     from sklearn_slide import _training as training
 
@@ -369,6 +370,7 @@ def test_bad_lazy_blocks_are_found_before_training(client, data):
 def _die_at_call(n_calls, how, pid=None):
     """On a worker: its engine's train_epoch kills the worker process (``how`` =
     "worker") or the process ``pid`` ("pid") at its n-th call."""
+    # _engine: every round of a replica calls train_epoch: a fault injected there hits mid-round.
     from sklearn_slide import _engine
 
     real = _engine.train_epoch

@@ -2,7 +2,8 @@
 API reference lists every public name, every page is in a toctree and the
 Markdown links stay inside docs/: checked without the extra too, so that a
 landing from a venv without Sphinx catches the usual -W failures. The
-architecture page has a row for every source file (in a source tree).
+architecture page has a row for every source file, and its rule on who
+imports ``_engine`` holds (in a source tree).
 
 Builds a copy of docs/, examples/ and BENCHMARKS.md, so that the generated
 pages (API stubs, the gallery) never land in the source tree, with warnings as
@@ -150,6 +151,32 @@ def test_architecture_page_names_every_source_file():
     assert {"cpp/slide/topk.h", "sklearn_slide/_cli/_errors.py"} <= named  # the parser read it
     assert sources - named == set(), "add a row to docs/architecture.md"
     assert {name for name in named if not (ROOT / name).is_file()} == set(), "rows naming no file"
+
+
+ENGINE_IMPORT = re.compile(
+    r"^\s*(from sklearn_slide\._engine import|import sklearn_slide\._engine\b"
+    r"|from sklearn_slide import .*\b_engine\b)")
+
+
+def test_imports_of_the_engine_module_say_why():
+    # docs/architecture.md "Who imports _engine": outside the package, only code
+    # about the engine itself, each import under a "# _engine: why" comment.
+    folders = [ROOT / name for name in ("tests", "benchmarks", "tools", "examples")]
+    if not all(folder.is_dir() for folder in folders):
+        pytest.skip("no source tree (an installed package without its sources)")
+    imports, unexplained = 0, []
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py")):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines):
+                if not ENGINE_IMPORT.match(line):
+                    continue
+                imports += 1
+                above = lines[number - 1].strip() if number else ""
+                if folder.name == "examples" or not re.match(r"# _engine: \S", above):
+                    unexplained.append(f"{path.relative_to(ROOT)}:{number + 1}")
+    assert imports > 10  # the pattern matched today's imports
+    assert unexplained == [], "use the public API, or say why with '# _engine: ...' above"
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from sklearn_slide import _network_state as state
+# _engine: the engine's step against a NumPy oracle.
 from sklearn_slide import _engine as engine
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # Adam's (Kingma & Ba); the engine's must be these

@@ -198,7 +198,7 @@ def test_damaged_schedule_and_row_steps_are_refused(data, lsh_model):
 
 
 def test_engine_rejects_inconsistent_state_directly(data, lsh_model):
-    # The last line of defence, for state that bypassed unpickling checks.
+    # _engine: the binding's last line of defence, for state that bypassed unpickling checks.
     from sklearn_slide import _engine as engine
 
     X, _ = data
@@ -218,6 +218,7 @@ def test_engine_rejects_inconsistent_state_directly(data, lsh_model):
 
 def test_engine_config_refuses_bad_options(data, lsh_model):
     # The typed seam: wrong names and types fail on assignment, ranges when an epoch starts.
+    # _engine: the config's typed seam itself.
     from sklearn_slide import _engine as engine
 
     with pytest.raises(ValueError, match="adam_updates must be one of 'lazy', 'dense'"):

@@ -7,6 +7,7 @@ hash every row of a float32 matrix with a family drawn from ``seed``.
 import numpy as np
 import pytest
 
+# _engine: the hash families themselves: no public API hashes a matrix.
 from sklearn_slide._engine import bucket_indices, hash_codes
 
 FAMILIES = ["simhash", "wta", "dwta", "minhash"]

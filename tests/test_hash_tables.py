@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sklearn_slide import SlideClassifier
+# _engine: table builds and bucket indices per kernel set.
 from sklearn_slide import _engine as engine
 from sklearn_slide import _network_state as network_state
 from sklearn_slide._training import train_config

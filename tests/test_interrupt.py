@@ -173,6 +173,7 @@ INNER_STEP_SCRIPT = textwrap.dedent(
     import os, signal, sys, threading, time
     import numpy as np
     import scipy.sparse as sp
+    # _engine: records the engine call that Ctrl-C interrupts.
     from sklearn_slide import SlideClassifier, _engine as engine
     from sklearn_slide.datasets import make_extreme_multilabel
 

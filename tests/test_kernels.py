@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sklearn_slide import SlideClassifier
+# _engine: every kernel set against the generic one.
 from sklearn_slide._engine import active_kernels, available_kernels, select_kernels
 
 
@@ -52,6 +53,7 @@ def test_simd_kernels_match_generic(xmc_small, restore_kernels, name):
 
 @pytest.mark.parametrize("name", [k for k in available_kernels() if k != "generic"])
 def test_dwta_codes_identical_to_generic(restore_kernels, name):
+    # _engine: DWTA codes per kernel set.
     from sklearn_slide._engine import hash_codes
 
     rng = np.random.RandomState(0)

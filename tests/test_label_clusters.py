@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sklearn_slide import SlideClassifier
+# _engine: the binding's checks of a damaged index, which the Python cache would rebuild.
 from sklearn_slide import _engine as engine
 from sklearn_slide._inference import cluster_index
 from sklearn_slide._compat import blas_threads_limited

@@ -20,6 +20,7 @@ import pytest
 
 from sklearn_slide import SlideClassifier
 from sklearn_slide import _config as config
+# _engine: the engine's config defaults and bounds against the parameter table.
 from sklearn_slide import _engine as engine
 
 

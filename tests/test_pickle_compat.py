@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+# _engine: bit-identical top-k only with the recording's kernel set (no public name).
 from sklearn_slide._engine import active_kernels
 
 FIXTURE = Path(__file__).parent / "data" / "models_4088783.pkl.gz"

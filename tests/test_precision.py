@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sklearn_slide import SlideClassifier
+# _engine: bfloat16 scoring per kernel set: the set is chosen below the public API.
 from sklearn_slide._engine import active_kernels, available_kernels, select_kernels
 
 
@@ -155,6 +156,7 @@ def test_packed_output_layer_follows_training(xmc_small, restore_kernels):
 
 @pytest.mark.skipif(not NATIVE, reason="no native bfloat16 kernels on this CPU")
 def test_engine_refuses_a_packed_layer_of_the_wrong_shape(xmc_small, restore_kernels):
+    # _engine: the binding's check of a packed layer, which predict always builds right.
     from sklearn_slide import _engine as engine
 
     X, Y, X_test, _ = xmc_small

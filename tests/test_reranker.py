@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from sklearn_slide import SlideClassifier
+# _engine: the re-ranker's solver and scorer against a reference, without the network.
 from sklearn_slide import _engine as engine
 from sklearn_slide.datasets import make_extreme_multilabel
 

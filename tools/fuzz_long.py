@@ -195,6 +195,7 @@ def main():
         return 0
     if args.which:
         import sklearn_slide
+        # _engine: prints which compiled core the fuzzer loads.
         import sklearn_slide._engine as engine
 
         print(sklearn_slide.__file__, engine.CORE_FILE)

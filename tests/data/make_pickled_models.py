@@ -20,6 +20,7 @@ import numpy as np
 
 import sklearn_slide
 from sklearn_slide import SlideClassifier
+# _engine: records which kernel set the outputs came from (test_pickle_compat).
 from sklearn_slide._engine import active_kernels
 from sklearn_slide.datasets import make_extreme_multilabel
 
