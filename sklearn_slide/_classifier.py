@@ -175,8 +175,12 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         weights (about ``4 sqrt(n_labels)`` clusters, built at the first such call
         after fitting: 0.5 s at 100k labels, 2 s at 670k); each row scores the
         cluster centres, then only the labels of its ``n_probes`` best clusters.
-        Measured at 100k and 670k labels: recall@5 of the exact top 5 0.98-1.00,
-        16x and 36x faster than exact (BENCHMARKS.md, inference).
+        On 2-epoch models at 100k and 670k labels: recall@5 of the exact top 5
+        0.98-1.00, 16x and 36x faster than exact. On the 15-epoch default
+        networks far less: gen100k recall 0.475 at 3.9x exact's speed with 16
+        probes, 0.858 at 1.4x with 128; debian-deps 0.915 at 1.5x with the
+        default 28 (BENCHMARKS.md, inference). Check recall against "exact" on
+        a sample of rows before relying on it.
 
         .. deprecated:: 0.1
            "lsh" (only the neurons the training hash tables return, SLIDE's

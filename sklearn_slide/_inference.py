@@ -25,8 +25,8 @@ from .metrics._ranking import _top_k_chunk
 # inference="lsh" scored the neurons the training hash tables returned. Those
 # tables are built for sampling, not retrieval: recall@5 of the exact top 5 was
 # 0.05 at 100k labels and 0.006 at 670k (BENCHMARKS.md, inference), against
-# 0.98-1.00 for the label clusters at 16-43x exact's speed. So the value now
-# runs "clusters", warns for one release, and will then be refused.
+# 0.98-1.00 for the label clusters at 16-36x exact's speed on the same models.
+# So the value now runs "clusters", warns for one release, and will then be refused.
 LSH_DEPRECATION = (
     'inference="lsh" is deprecated (sklearn_slide 0.1) and will be refused from the next '
     'release; it now predicts as inference="clusters" (the training hash tables missed '

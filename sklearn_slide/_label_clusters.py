@@ -50,8 +50,11 @@ def default_n_probes(n_labels, n_clusters):
     """Clusters holding about PROBED_LABELS labels on average, at least MIN_PROBES.
 
     Recall tracks the number of labels scored more than the share of clusters:
-    on generated data ~1,000 labels gave recall@5 of exact 0.968 at 5k labels
-    (58 of 284 clusters) and 0.994-0.997 at 100k (16 of ~1,270).
+    on 2-epoch models of generated data ~1,000 labels gave recall@5 of exact
+    0.968 at 5k labels (58 of 284 clusters) and 0.994-0.997 at 100k (16 of
+    ~1,270). On 15-epoch default networks far less: 0.475 on gen100k (16 of
+    1,265), 0.915 on debian-deps (28 of 605; benchmarks/NOTES.md, "Label
+    clusters"), where more probes cost most of the speed-up.
     """
     return int(min(n_clusters, max(MIN_PROBES, math.ceil(PROBED_LABELS * n_clusters / n_labels))))
 
