@@ -183,8 +183,8 @@ def check_training_memory(*, n_samples, n_features, hidden, n_labels, n_tables, 
                                            n_labels=n_labels)
     parts["training buffers"] = training_scratch_bytes(
         n_features=n_features, hidden_layer_sizes=hidden, n_labels=n_labels, n_tables=n_tables,
-        table_bits=table_bits or 0, n_threads=n_threads, batch_size=batch_size, max_active=max_active, n_samples=n_samples,
-        bucket_size=bucket_size, min_active=min_active,
+        table_bits=table_bits or 0, n_threads=n_threads, batch_size=batch_size,
+        max_active=max_active, n_samples=n_samples, bucket_size=bucket_size, min_active=min_active,
         exact=not n_tables and cluster_index is None,
     )
     check_memory("training", parts)
